@@ -1,0 +1,49 @@
+"""``nemod explain``: which rule a file matches, why, and the edit plan it would run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nemod.commands import add_config_option, load_config
+from nemod.engine.timeline import build_draft, summarize
+from nemod.errors import NemodError
+from nemod.matching import match_rule, unsupported_reason
+from nemod.media.probe import probe
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser("explain", help="show the rule and plan for a file")
+    add_config_option(parser)
+    parser.add_argument("file", type=Path)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the match reasons and the plan; exit 1 when no rule matches."""
+    config = load_config(args, check_folders=False)
+    source: Path = args.file
+    if not source.is_file():
+        raise NemodError(f"{source}: no such file")
+    size = source.stat().st_size
+    result = match_rule(config.rules, source.name, size)
+    for reason in result.reasons:
+        print(f"  {reason}")
+    if result.rule is None:
+        print(f"{source.name}: no rule matches")
+        return 1
+    rule = result.rule
+    print(f"{source.name}: rule {rule.name} ({rule.source})")
+    reason = unsupported_reason(source.name, size, config.backend)
+    if reason:
+        print(f"  but it cannot be processed: {reason}")
+        return 1
+    print(f"  instruction: {rule.instruction}")
+    if config.backend == "local":
+        draft = build_draft(rule.plan, probe(source))
+        print(f"  {summarize(draft)}")
+    else:
+        print(f"  sent to the {config.backend} backend as written")
+    return 0

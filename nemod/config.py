@@ -1,0 +1,619 @@
+"""Loading and validating nemod's YAML configuration.
+
+One JSON Schema (:data:`SCHEMA`) is the single source of truth for what a config
+file and a rule file may contain. :func:`load` reads the file, expands
+``${ENV}`` references, validates everything at once and returns a frozen
+:class:`Config`; every problem is reported together, each located as
+``nemod.yaml:12 rules[0].match.glob: …`` (see :class:`nemod.errors.Problem`).
+
+Paths in the config are resolved relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from nemod.edits import EditParseError, Plan, parse_edit, plan_from_operations
+from nemod.errors import ConfigError, Problem
+
+#: File types the NemoVideo service accepts (mission seed); the local engine takes the same.
+VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "avi", "webm", "mkv"})
+IMAGE_EXTENSIONS = frozenset({"jpg", "png", "gif", "webp"})
+AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "m4a", "aac"})
+ACCEPTED_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | AUDIO_EXTENSIONS
+#: The cloud's largest accepted upload.
+CLOUD_MAX_BYTES = 500 * 1000 * 1000
+
+DEFAULT_API_URL = "https://mega-api-prod.nemovideo.ai"
+DEFAULT_NAME_TEMPLATE = "{stem}.mp4"
+
+_SIZE = {"type": ["integer", "string"], "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$"}
+_STRINGS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+_MATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "glob": _STRINGS,
+        "extensions": {"type": "array", "items": {"type": "string"}},
+        "min_size": _SIZE,
+        "max_size": _SIZE,
+    },
+}
+
+RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "match": _MATCH_SCHEMA,
+        "edit": {"type": "string", "minLength": 1},
+        "operations": {"type": "array", "items": {"type": "object", "required": ["op"]}},
+        "output": {"type": "string", "minLength": 1},
+        "min_credits": {"type": "integer", "minimum": 0},
+        "schedule": {"type": "string"},
+        "on_success": {"enum": ["leave", "delete", "move"]},
+        "on_failure": {"enum": ["leave", "move"]},
+    },
+}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "state_dir": {"type": "string"},
+        "backend": {"enum": ["local", "cloud"]},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
+        "settle_seconds": {"type": "number", "minimum": 0},
+        "rescan_seconds": {"type": "number", "minimum": 1},
+        "max_attempts": {"type": "integer", "minimum": 1},
+        "retention_days": {"type": "integer", "minimum": 1},
+        "status_port": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "log_level": {"enum": ["debug", "info", "warning", "error"]},
+        "watch": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["path", "output"],
+                "properties": {
+                    "path": {"type": "string", "minLength": 1},
+                    "output": {"type": "string", "minLength": 1},
+                    "failed": {"type": "string", "minLength": 1},
+                    "done": {"type": "string", "minLength": 1},
+                    "rules": {"type": "array", "items": {"type": "string"}},
+                    "recursive": {"type": "boolean"},
+                    "polling": {"enum": ["auto", True, False]},
+                    "poll_interval": {"type": "number", "exclusiveMinimum": 0},
+                    "settle_seconds": {"type": "number", "minimum": 0},
+                    "ignore": {"type": "array", "items": {"type": "string"}},
+                    "schedule": {"type": "string"},
+                    "on_success": {"enum": ["leave", "delete", "move"]},
+                    "on_failure": {"enum": ["leave", "move"]},
+                },
+            },
+        },
+        "rules": {"type": "array", "items": RULE_SCHEMA},
+        "rules_dir": {"type": "string"},
+        "cloud": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "api_url": {"type": "string", "pattern": r"^https?://"},
+                "min_credits": {"type": "integer", "minimum": 0},
+                "poll_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "max_polls": {"type": "integer", "minimum": 1},
+                "sse_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "engine": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "whisper_model": {"type": "string", "minLength": 1},
+                "threads": {"type": "integer", "minimum": 0},
+                "preset": {"enum": ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]},
+                "crf": {"type": "integer", "minimum": 0, "maximum": 51},
+                "font": {"type": "string"},
+            },
+        },
+        "notify": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "webhooks": {"type": "array", "items": {"type": "string", "pattern": r"^https?://"}},
+                "command": {"type": "string"},
+                "events": {"type": "array", "items": {"enum": ["done", "failed", "credits_low"]}},
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a rule matches: globs (any of), extensions (any of), size bounds in bytes."""
+
+    globs: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+    min_size: int | None = None
+    max_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One processing rule: a name, what it matches, and what to do."""
+
+    name: str
+    match: Match = field(default_factory=Match)
+    edit: str | None = None
+    plan: Plan = field(default_factory=Plan)
+    output: str = DEFAULT_NAME_TEMPLATE
+    min_credits: int | None = None
+    schedule: str | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
+    source: str = ""
+
+    @property
+    def instruction(self) -> str:
+        """The plain-language instruction sent to a cloud backend."""
+        return self.edit or "export 1080p MP4"
+
+
+@dataclass(frozen=True)
+class WatchFolder:
+    """A watched folder and where its results go."""
+
+    path: Path
+    output: Path
+    failed: Path
+    done: Path
+    rules: tuple[str, ...] = ()
+    recursive: bool = False
+    polling: str | bool = "auto"
+    poll_interval: float = 5.0
+    settle_seconds: float = 5.0
+    ignore: tuple[str, ...] = ()
+    schedule: str | None = None
+    on_success: str = "leave"
+    on_failure: str = "move"
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """Settings of the NemoVideo cloud backend."""
+
+    api_url: str = DEFAULT_API_URL
+    min_credits: int = 50
+    poll_seconds: float = 30.0
+    max_polls: int = 40
+    sse_timeout_seconds: float = 900.0
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Settings of the embedded local engine."""
+
+    whisper_model: str = "tiny.en"
+    threads: int = 0
+    preset: str = "veryfast"
+    crf: int = 23
+    font: str | None = None
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where to tell someone that a job finished or failed."""
+
+    webhooks: tuple[str, ...] = ()
+    command: str | None = None
+    events: tuple[str, ...] = ("done", "failed", "credits_low")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated nemod configuration (immutable)."""
+
+    path: Path
+    state_dir: Path
+    backend: str = "local"
+    watches: tuple[WatchFolder, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    concurrency: int = 1
+    settle_seconds: float = 5.0
+    rescan_seconds: float = 300.0
+    max_attempts: int = 5
+    retention_days: int = 30
+    status_port: int | None = None
+    log_level: str = "info"
+    cloud: CloudSettings = field(default_factory=CloudSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+
+    def rule(self, name: str) -> Rule:
+        """Return the rule called ``name``; raises KeyError when there is none."""
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)
+
+
+def default_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``-c PATH``, else ``$NEMOD_CONFIG``, else ``./nemod.yaml``."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("NEMOD_CONFIG")
+    return Path(from_env) if from_env else Path("nemod.yaml")
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(value: int | str) -> int:
+    """``500MB`` → 500_000_000, ``2GiB`` → 2_147_483_648, ``1024`` → 1024 (bytes)."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*", value.lower())
+    if not match:
+        raise ValueError(f"not a size: {value!r}")
+    number, unit, binary = match.groups()
+    multiplier = 1024 ** "kmgt".index(unit) * 1024 if binary and unit else _SIZE_UNITS[unit]
+    return int(float(number) * multiplier)
+
+
+# --- YAML with line numbers -------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], int]]:
+    """Yield (key path, 1-based line) for every node of a composed YAML document."""
+    yield path, node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            yield (*path, key), key_node.start_mark.line + 1
+            for sub_path, line in _line_index(value_node, (*path, key)):
+                if sub_path != (*path, key):
+                    yield sub_path, line
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _line_index(item, (*path, index))
+
+
+def _format_path(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Document:
+    """A parsed YAML file with a key-path → line map, for located problems."""
+
+    def __init__(self, file: Path, display: str) -> None:
+        self.display = display
+        self.problems: list[Problem] = []
+        text = file.read_text(encoding="utf-8")
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data: Any = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.problems.append(Problem(display, line, "", f"YAML syntax error: {problem}"))
+            self.data, node = None, None
+        self.lines = dict(_line_index(node)) if node is not None else {}
+        if self.data is None and not self.problems:
+            self.data = {}
+        self.data = self._expand(self.data, ())
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def problem(self, path: tuple[Any, ...], message: str, prefix: tuple[Any, ...] = ()) -> None:
+        full = (*prefix, *path)
+        self.problems.append(Problem(self.display, self.line(path), _format_path(full), message))
+
+    def _expand(self, value: Any, path: tuple[Any, ...]) -> Any:
+        if isinstance(value, str):
+            def substitute(match: re.Match[str]) -> str:
+                name, default = match.group(1), match.group(2)
+                if name in os.environ:
+                    return os.environ[name]
+                if default is not None:
+                    return default
+                self.problem(path, f"environment variable ${{{name}}} is not set")
+                return ""
+            return _ENV.sub(substitute, value)
+        if isinstance(value, dict):
+            return {key: self._expand(item, (*path, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._expand(item, (*path, index)) for index, item in enumerate(value)]
+        return value
+
+
+def _schema_problems(
+    document: _Document, schema: Mapping[str, Any], prefix: tuple[Any, ...] = ()
+) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(document.data), key=lambda e: list(map(str, e.path))):
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            extras = sorted(set(error.instance) - set(allowed))
+            for extra in extras:
+                document.problem(
+                    (*path, extra),
+                    f"unknown key {extra!r} (expected one of: {', '.join(allowed)})",
+                    prefix,
+                )
+        elif error.validator == "enum":
+            choices = ", ".join(str(c).lower() for c in error.validator_value)
+            document.problem(path, f"{error.instance!r} is not one of: {choices}", prefix)
+        elif error.validator == "required":
+            document.problem(path, error.message.replace("is a required property", "is required"), prefix)
+        elif error.validator == "pattern" and path and path[-1] == "name":
+            document.problem(path, "a rule name uses letters, digits, '-', '_' and '.'", prefix)
+        else:
+            document.problem(path, error.message, prefix)
+
+
+def _check_glob(pattern: str) -> str | None:
+    if not pattern.strip():
+        return "empty glob"
+    if pattern.count("[") != pattern.count("]"):
+        return f"bad glob {pattern!r}: unbalanced '[' or ']'"
+    if "/" in pattern or "\\" in pattern:
+        return f"bad glob {pattern!r}: globs match file names, not paths"
+    if "**" in pattern:
+        return f"bad glob {pattern!r}: '**' is not supported; use recursive: true on the folder"
+    return None
+
+
+def _build_rule(
+    raw: Mapping[str, Any],
+    document: _Document,
+    path: tuple[Any, ...],
+    prefix: tuple[Any, ...],
+    plan_edits: bool,
+) -> Rule | None:
+    ok = True
+    match_raw = raw.get("match") or {}
+    globs = match_raw.get("glob", [])
+    globs = [globs] if isinstance(globs, str) else list(globs)
+    for index, pattern in enumerate(globs):
+        message = _check_glob(pattern)
+        if message:
+            sub = ("glob",) if isinstance(match_raw.get("glob"), str) else ("glob", index)
+            document.problem((*path, "match", *sub), message, prefix)
+            ok = False
+    extensions = tuple(ext.lower().lstrip(".") for ext in match_raw.get("extensions", []))
+    for index, ext in enumerate(extensions):
+        if ext not in ACCEPTED_EXTENSIONS:
+            document.problem(
+                (*path, "match", "extensions", index),
+                f"{ext!r} is not an accepted type ({', '.join(sorted(ACCEPTED_EXTENSIONS))})",
+                prefix,
+            )
+            ok = False
+    sizes: dict[str, int | None] = {}
+    for key in ("min_size", "max_size"):
+        value = match_raw.get(key)
+        sizes[key] = parse_size(value) if value is not None else None
+    if raw.get("edit") and raw.get("operations"):
+        document.problem(path, "give either edit: or operations:, not both", prefix)
+        ok = False
+    output = raw.get("output", DEFAULT_NAME_TEMPLATE)
+    template_problem = check_template(output)
+    if template_problem:
+        document.problem((*path, "output"), template_problem, prefix)
+        ok = False
+    plan = Plan()
+    if plan_edits:
+        try:
+            if raw.get("operations"):
+                plan = plan_from_operations(raw["operations"])
+            else:
+                plan = parse_edit(raw.get("edit") or "export 1080p MP4")
+        except (EditParseError, TypeError, ValueError) as exc:
+            key = "operations" if raw.get("operations") else "edit"
+            document.problem((*path, key), str(exc), prefix)
+            ok = False
+    if not ok:
+        return None
+    return Rule(
+        name=raw["name"],
+        match=Match(tuple(globs), extensions, sizes["min_size"], sizes["max_size"]),
+        edit=raw.get("edit"),
+        plan=plan,
+        output=output,
+        min_credits=raw.get("min_credits"),
+        schedule=raw.get("schedule"),
+        on_success=raw.get("on_success"),
+        on_failure=raw.get("on_failure"),
+        source=f"{document.display}:{document.line(path) or 1}",
+    )
+
+
+_TEMPLATE_FIELDS = frozenset({"stem", "rule", "date", "ext", "time"})
+
+
+def check_template(template: str) -> str | None:
+    """Return why an output name template is unsafe or invalid, or None when it is fine.
+
+    A template may use ``{stem}``, ``{rule}``, ``{date}``, ``{time}``, ``{ext}``; it may
+    name sub-folders but can never leave the output folder.
+    """
+    import string
+
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        return f"bad template {template!r}: {exc}"
+    unknown = fields - _TEMPLATE_FIELDS
+    if unknown:
+        return f"unknown field {{{sorted(unknown)[0]}}} in {template!r} (use stem, rule, date, time, ext)"
+    if template.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", template):
+        return f"template {template!r} is absolute; it must stay inside the output folder"
+    if any(part == ".." for part in re.split(r"[/\\]", template)):
+        return f"template {template!r} uses '..'; it must stay inside the output folder"
+    return None
+
+
+def _folder(base: Path, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _load_rules_dir(
+    folder: Path, base_display: Path, plan_edits: bool, problems: list[Problem]
+) -> list[Rule]:
+    rules: list[Rule] = []
+    for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        display = os.path.relpath(file, base_display)
+        document = _Document(file, display)
+        if not document.problems:
+            if not isinstance(document.data, dict):
+                document.problem((), "a rule file holds one rule (a mapping)")
+            else:
+                _schema_problems(document, RULE_SCHEMA)
+                if not document.problems:
+                    rule = _build_rule(document.data, document, (), (), plan_edits)
+                    if rule:
+                        rules.append(rule)
+        problems.extend(document.problems)
+    return rules
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    check_folders: bool = True,
+    exists: Callable[[Path], bool] = Path.is_dir,
+) -> Config:
+    """Read, validate and freeze the config at ``path``.
+
+    ``check_folders`` verifies that watched folders exist (``exists`` is the test;
+    output folders are created on demand). Raises :class:`ConfigError` listing every
+    problem found, with file, line and key path.
+    """
+    file = Path(path)
+    display = str(path)
+    if not file.is_file():
+        raise ConfigError([Problem(display, None, "", "config file not found")])
+    base = file.resolve().parent
+    document = _Document(file, display)
+    if document.problems:
+        raise ConfigError(document.problems)
+    if not isinstance(document.data, dict):
+        raise ConfigError([Problem(display, 1, "", "the config must be a mapping of keys")])
+    _schema_problems(document, SCHEMA)
+    if document.problems:
+        raise ConfigError(document.problems)
+    data: dict[str, Any] = document.data
+    backend = data.get("backend", "local")
+    plan_edits = backend == "local"
+    problems = document.problems
+
+    rules: list[Rule] = []
+    for index, raw in enumerate(data.get("rules", [])):
+        rule = _build_rule(raw, document, ("rules", index), (), plan_edits)
+        if rule:
+            rules.append(rule)
+    if "rules_dir" in data:
+        rules_dir = _folder(base, data["rules_dir"])
+        if not rules_dir.is_dir():
+            document.problem(("rules_dir",), f"folder not found: {rules_dir}")
+        else:
+            rules.extend(_load_rules_dir(rules_dir, base, plan_edits, problems))
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            problems.append(Problem(rule.source.rsplit(":", 1)[0], None, "", f"rule {rule.name!r} is defined twice"))
+        seen.add(rule.name)
+    if not rules and not problems:
+        document.problem(("rules",), "no rules: add rules: or rules_dir:")
+
+    settle = float(data.get("settle_seconds", 5.0))
+    watches: list[WatchFolder] = []
+    for index, raw in enumerate(data.get("watch", [])):
+        key = ("watch", index)
+        watch_path = _folder(base, raw["path"])
+        if check_folders and not exists(watch_path):
+            document.problem((*key, "path"), f"folder not found: {watch_path}")
+        output = _folder(base, raw["output"])
+        if output == watch_path:
+            document.problem((*key, "output"), "the output folder must differ from the watched folder")
+        for name in raw.get("rules", []):
+            if name not in seen:
+                document.problem((*key, "rules"), f"no rule named {name!r}")
+        watches.append(
+            WatchFolder(
+                path=watch_path,
+                output=output,
+                failed=_folder(base, raw["failed"]) if "failed" in raw else watch_path / "failed",
+                done=_folder(base, raw["done"]) if "done" in raw else watch_path / "done",
+                rules=tuple(raw.get("rules", [])),
+                recursive=raw.get("recursive", False),
+                polling=raw.get("polling", "auto"),
+                poll_interval=float(raw.get("poll_interval", 5.0)),
+                settle_seconds=float(raw.get("settle_seconds", settle)),
+                ignore=tuple(raw.get("ignore", [])),
+                schedule=raw.get("schedule"),
+                on_success=raw.get("on_success", "leave"),
+                on_failure=raw.get("on_failure", "move"),
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+
+    cloud_raw = data.get("cloud", {})
+    engine_raw = data.get("engine", {})
+    notify_raw = data.get("notify", {})
+    return Config(
+        path=file.resolve(),
+        state_dir=_folder(base, data.get("state_dir", "./state")),
+        backend=backend,
+        watches=tuple(watches),
+        rules=tuple(rules),
+        concurrency=data.get("concurrency", 1),
+        settle_seconds=settle,
+        rescan_seconds=float(data.get("rescan_seconds", 300.0)),
+        max_attempts=data.get("max_attempts", 5),
+        retention_days=data.get("retention_days", 30),
+        status_port=data.get("status_port"),
+        log_level=data.get("log_level", "info"),
+        cloud=CloudSettings(
+            api_url=cloud_raw.get("api_url") or os.environ.get("NEMO_API_URL") or DEFAULT_API_URL,
+            min_credits=cloud_raw.get("min_credits", 50),
+            poll_seconds=float(cloud_raw.get("poll_seconds", 30.0)),
+            max_polls=cloud_raw.get("max_polls", 40),
+            sse_timeout_seconds=float(cloud_raw.get("sse_timeout_seconds", 900.0)),
+        ),
+        engine=EngineSettings(
+            whisper_model=engine_raw.get("whisper_model", "tiny.en"),
+            threads=engine_raw.get("threads", 0),
+            preset=engine_raw.get("preset", "veryfast"),
+            crf=engine_raw.get("crf", 23),
+            font=engine_raw.get("font"),
+        ),
+        notify=NotifySettings(
+            webhooks=tuple(notify_raw.get("webhooks", [])),
+            command=notify_raw.get("command"),
+            events=tuple(notify_raw.get("events", ("done", "failed", "credits_low"))),
+        ),
+    )

@@ -1,0 +1,96 @@
+"""nemod's one exception tree.
+
+::
+
+    NemodError                       base of everything nemod raises on purpose
+    ├── ConfigError                  bad config or rule file; carries every Problem found
+    ├── JobError                     a job could not be done
+    │   ├── PermanentJobError        retrying will not help (corrupt file, unsupported type,
+    │   │                            instruction the engine does not understand)
+    │   └── RetryableJobError        try again later; ``delay`` says when
+    │       └── WaitingError         not a failure: the job waits (credits, processing window)
+    ├── LeaseLostError               another worker took this job over: stop, report nothing
+    ├── MediaError                   ffmpeg/probe failures (wrapped into JobError by the pipeline)
+    └── BackendError                 a NemoVideo API error; carries the API ``code`` / HTTP status
+
+The CLI turns any ``NemodError`` into one line on stderr and an exit code; a
+traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NemodError(Exception):
+    """Base class: an error nemod understands and can explain in one line."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration problem, located as ``file:line key.path: message``."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        key = f" {self.key}" if self.key else ""
+        return f"{where}{key}: {self.message}"
+
+
+class ConfigError(NemodError):
+    """The configuration or a rule file is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        first = str(self.problems[0]) if self.problems else "invalid configuration"
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(first + more)
+
+
+class JobError(NemodError):
+    """A job could not be completed."""
+
+
+class PermanentJobError(JobError):
+    """Retrying the job will not help; the message is one human sentence for ``.error.txt``."""
+
+
+class RetryableJobError(JobError):
+    """A transient failure; try again after ``delay`` seconds (None: the caller's backoff)."""
+
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class WaitingError(RetryableJobError):
+    """The job cannot start yet for a reason that is not a failure (``reason``: e.g. credits)."""
+
+    def __init__(self, message: str, reason: str, delay: float | None = None) -> None:
+        super().__init__(message, delay)
+        self.reason = reason
+
+
+class LeaseLostError(NemodError):
+    """The job's lease was taken over by another worker (fencing): abandon the work."""
+
+
+class MediaError(NemodError):
+    """A media file could not be probed or rendered."""
+
+
+class BackendError(NemodError):
+    """An error answered by a NemoVideo-compatible API.
+
+    ``code`` is the envelope code (1001, 1002, 2001, 4001, 4002) or None;
+    ``status`` is the HTTP status when that is what signalled the error.
+    """
+
+    def __init__(self, message: str, code: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status

@@ -1,0 +1,107 @@
+"""Running ffmpeg: the only module that starts an ffmpeg subprocess.
+
+ffmpeg is the static build bundled by the ``imageio-ffmpeg`` wheel (libx264, libass,
+freetype), so nothing is downloaded or installed at run time. ``$NEMOD_FFMPEG``
+overrides it (e.g. a system ffmpeg with hardware encoders).
+
+Argument lists are built elsewhere by pure functions; :func:`run` executes one,
+reporting progress from ``-progress pipe:1`` and stopping ffmpeg when ``cancel``
+is set (e.g. the daemon lost its lease or was asked to stop).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from nemod.errors import MediaError
+
+ProgressCallback = Callable[[float], None]
+
+
+@cache
+def ffmpeg_path() -> str:
+    """Return the ffmpeg executable: ``$NEMOD_FFMPEG`` or the imageio-ffmpeg bundled binary."""
+    override = os.environ.get("NEMOD_FFMPEG")
+    if override:
+        return override
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@cache
+def ffmpeg_version() -> str:
+    """The first line of ``ffmpeg -version`` (for job logs)."""
+    result = subprocess.run([ffmpeg_path(), "-version"], capture_output=True, text=True, check=False)
+    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
+@dataclass(frozen=True)
+class FfmpegResult:
+    """What a finished ffmpeg run left behind: its argv and the tail of its log."""
+
+    argv: tuple[str, ...]
+    log_tail: str
+
+
+def run(
+    args: Sequence[str],
+    *,
+    duration: float | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> FfmpegResult:
+    """Run ``ffmpeg <args>`` and wait for it.
+
+    ``args`` excludes the executable. ``duration`` (seconds of output expected) turns
+    ffmpeg's ``out_time`` into a 0..1 fraction for ``on_progress``. Raises
+    :class:`MediaError` with ffmpeg's last error line when it fails or is cancelled.
+    """
+    argv = (ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1", *args)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
+    tail: deque[str] = deque(maxlen=40)
+
+    def drain_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            tail.append(line.rstrip())
+
+    reader = threading.Thread(target=drain_stderr, name="ffmpeg-stderr", daemon=True)
+    reader.start()
+    watcher: threading.Thread | None = None
+    if cancel is not None:
+        def watch_cancel() -> None:
+            while process.poll() is None:
+                if cancel.wait(0.2):
+                    process.kill()
+                    return
+
+        watcher = threading.Thread(target=watch_cancel, name="ffmpeg-cancel", daemon=True)
+        watcher.start()
+    assert process.stdout is not None
+    for line in process.stdout:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and on_progress and duration and value.isdigit():
+            on_progress(min(1.0, int(value) / 1e6 / duration))
+    code = process.wait()
+    reader.join(timeout=5)
+    if watcher is not None:
+        watcher.join(timeout=5)
+    log_tail = "\n".join(tail)
+    if cancel is not None and cancel.is_set():
+        raise MediaError("ffmpeg was stopped")
+    if code != 0:
+        errors = [line for line in tail if line and not line.startswith(" ")]
+        last = errors[-1] if errors else f"exit code {code}"
+        raise MediaError(f"ffmpeg failed: {last}")
+    if on_progress:
+        on_progress(1.0)
+    return FfmpegResult(argv=argv, log_tail=log_tail)

@@ -1,0 +1,120 @@
+"""Publishing a job's results into its output folder: naming, collisions, atomic writes.
+
+Results are rendered into a hidden scratch folder inside the output folder
+(``.nemod-work/<job>``, same file system) and moved into place with a hard link
+(which fails instead of overwriting) or, where links are unsupported, a rename
+after an existence check. A reader of the output folder never sees a half file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nemod.errors import PermanentJobError
+
+WORK_DIR_NAME = ".nemod-work"
+
+
+def render_name(template: str, *, stem: str, rule: str, ext: str, now: dt.datetime) -> str:
+    """Expand an output name template (``{stem}``, ``{rule}``, ``{date}``, ``{time}``, ``{ext}``).
+
+    The template was checked by ``nemod check``; this re-checks that the result stays
+    inside the output folder and raises :class:`PermanentJobError` if it would not.
+    """
+    name = template.format(
+        stem=stem, rule=rule, ext=ext, date=now.strftime("%Y-%m-%d"), time=now.strftime("%H%M%S")
+    )
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        raise PermanentJobError(f"the output name {name!r} would leave the output folder.")
+    if not name.lower().endswith(".mp4"):
+        name += ".mp4"
+    return name
+
+
+def work_dir(output: Path, job_id: str) -> Path:
+    """The job's scratch folder inside ``output`` (created)."""
+    path = output / WORK_DIR_NAME / job_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _free_base(folder: Path, base: str, suffixes: tuple[str, ...]) -> str:
+    """A base name for which every ``base + suffix`` in ``folder`` is unused: ``talk``, ``talk-1``, …"""
+    for attempt in range(10_000):
+        candidate = base if attempt == 0 else f"{base}-{attempt}"
+        if not any((folder / f"{candidate}{suffix}").exists() for suffix in suffixes):
+            return candidate
+    raise PermanentJobError(f"too many files named {base}* in {folder}.")
+
+
+def _place(source: Path, target: Path) -> bool:
+    """Put ``source`` at ``target`` without ever overwriting an existing ``target``.
+
+    Returns True when ``target`` is a hard link (``source`` still exists and the caller
+    removes it), False when the file system has no hard links and ``source`` was renamed.
+    Raises FileExistsError when ``target`` is taken.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from exc
+        os.replace(source, target)
+        return False
+    return True
+
+
+def publish(
+    files: Mapping[str, Path], folder: Path, base: str, log: Mapping[str, Any]
+) -> dict[str, Path]:
+    """Move ``files`` (suffix → scratch path, e.g. ``{".mp4": …, ".srt": …}``) into ``folder``
+    as ``base + suffix``, plus ``base.log.json`` written from ``log``.
+
+    A name already taken gets ``-1``, ``-2``, … (for all files together). The MP4 is
+    placed last so that its appearance means the set is complete. Returns the final paths.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    suffixes = (*files.keys(), ".log.json")
+    log_path = next(iter(files.values())).parent / "job.log.json"
+    ordered = [s for s in files if s != ".mp4"] + [".log.json"] + [s for s in files if s == ".mp4"]
+    sources = {**files, ".log.json": log_path}
+    for _ in range(20):
+        chosen = _free_base(folder, base, suffixes)
+        final_log = {**log, "outputs": {suffix: f"{chosen}{suffix}" for suffix in suffixes}}
+        log_path.write_text(json.dumps(final_log, indent=2, default=str), encoding="utf-8")
+        linked: dict[str, Path] = {}
+        try:
+            for suffix in ordered:
+                target = folder / f"{chosen}{suffix}"
+                if _place(sources[suffix], target):
+                    linked[suffix] = target
+        except FileExistsError:
+            # Another writer took the name between the check and the link: drop our links
+            # (the scratch files are still there) and try the next free name.
+            for target in linked.values():
+                target.unlink(missing_ok=True)
+            continue
+        for suffix in linked:
+            sources[suffix].unlink(missing_ok=True)
+        return {suffix: folder / f"{chosen}{suffix}" for suffix in ordered}
+    raise PermanentJobError(f"could not find a free output name for {base} in {folder}.")
+
+
+def remove_work_dir(path: Path) -> None:
+    """Delete a job's scratch folder (and the ``.nemod-work`` parent once empty)."""
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
