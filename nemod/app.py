@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from nemod.backends.base import Backend
 from nemod.config import Config
-from nemod.engine.local import LocalBackend
+from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.errors import NemodError
 
 
 def build_backend(config: Config) -> Backend:
     """The backend named by ``config.backend``."""
     if config.backend == "local":
-        return LocalBackend(config.engine)
+        return LocalBackend(LocalEngine(config.engine))
     raise NemodError(f"the {config.backend} backend is not available in this build")
