@@ -64,37 +64,42 @@ def run(
     :class:`MediaError` with ffmpeg's last error line when it fails or is cancelled.
     """
     argv = (ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1", *args)
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
-    )
     tail: deque[str] = deque(maxlen=40)
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as process:
 
-    def drain_stderr() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            tail.append(line.rstrip())
+        def drain_stderr() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                tail.append(line.rstrip())
 
-    reader = threading.Thread(target=drain_stderr, name="ffmpeg-stderr", daemon=True)
-    reader.start()
-    watcher: threading.Thread | None = None
-    if cancel is not None:
-        def watch_cancel() -> None:
+        def watch_cancel(event: threading.Event) -> None:
             while process.poll() is None:
-                if cancel.wait(0.2):
+                if event.wait(0.2):
                     process.kill()
                     return
 
-        watcher = threading.Thread(target=watch_cancel, name="ffmpeg-cancel", daemon=True)
-        watcher.start()
-    assert process.stdout is not None
-    for line in process.stdout:
-        key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and on_progress and duration and value.isdigit():
-            on_progress(min(1.0, int(value) / 1e6 / duration))
-    code = process.wait()
-    reader.join(timeout=5)
-    if watcher is not None:
-        watcher.join(timeout=5)
+        helpers = [threading.Thread(target=drain_stderr, name="ffmpeg-stderr", daemon=True)]
+        if cancel is not None:
+            helpers.append(
+                threading.Thread(target=watch_cancel, args=(cancel,), name="ffmpeg-cancel", daemon=True)
+            )
+        for thread in helpers:
+            thread.start()
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                key, _, value = line.strip().partition("=")
+                if key == "out_time_us" and on_progress and duration and value.isdigit():
+                    on_progress(min(1.0, int(value) / 1e6 / duration))
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            code = process.wait()
+            for thread in helpers:
+                thread.join(timeout=5)
     log_tail = "\n".join(tail)
     if cancel is not None and cancel.is_set():
         raise MediaError("ffmpeg was stopped")
