@@ -27,6 +27,7 @@ class MediaInfo:
     audio_streams: int
     video_codec: str | None
     has_video: bool
+    is_still: bool = False
 
     @property
     def has_audio(self) -> bool:
@@ -48,7 +49,8 @@ def probe(path: Path) -> MediaInfo:
         audios = list(container.streams.audio)
         if not videos and not audios:
             raise MediaError(f"{path.name} has no video or audio stream.")
-        duration = _duration(container, videos[0] if videos else audios[0])
+        still = _is_still(container)
+        duration = 0.0 if still else _duration(container, videos[0] if videos else audios[0])
         width = height = rotation = 0
         fps = 0.0
         codec = None
@@ -63,7 +65,15 @@ def probe(path: Path) -> MediaInfo:
                 width, height = height, width
             if width <= 0 or height <= 0:
                 raise MediaError(f"{path.name}: the video stream has no picture size.")
-    return MediaInfo(path, duration, width, height, fps, rotation, len(audios), codec, bool(videos))
+    return MediaInfo(
+        path, duration, width, height, fps, rotation, len(audios), codec, bool(videos), still
+    )
+
+
+def _is_still(container: av.container.InputContainer) -> bool:
+    """True for a still picture (a one-frame image file), false for video and audio."""
+    names = container.format.name.split(",")
+    return any(name == "image2" or name.endswith("_pipe") for name in names)
 
 
 def _is_cover_art(stream: av.video.stream.VideoStream) -> bool:
