@@ -8,6 +8,8 @@ in :mod:`nemod.outputs`.
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nemod import __version__
-from nemod.backends.base import Backend, JobContext, JobRequest
+from nemod.backends.base import Backend, JobContext, JobRequest, Ledger
 from nemod.config import Config, Rule, WatchFolder
 from nemod.errors import PermanentJobError
 from nemod.matching import match_rule, unsupported_reason
@@ -30,6 +32,40 @@ class JobOutcome:
     outputs: dict[str, Path]
     summary: str
     seconds: float
+
+
+#: The ledger key of the publish step; its remote id is the JSON of the published paths.
+PUBLISHED = "published"
+
+
+def previous_publication(
+    ledger: Ledger, job_id: str, folder: Path, base: str
+) -> dict[str, Path] | None:
+    """The outputs an earlier attempt of ``job_id`` already published, or None.
+
+    A crash can come between publishing and recording the job as done; the ledger (or,
+    when the crash came mid-publish, the job id inside ``<base>*.log.json``) tells. A
+    publication that stopped half-way (no MP4 yet) is removed so it can be redone.
+    """
+    entry = ledger.get(PUBLISHED)
+    if entry is None:
+        return None
+    if entry.remote_id:
+        outputs = {suffix: Path(path) for suffix, path in json.loads(entry.remote_id).items()}
+        return outputs if ".mp4" in outputs and outputs[".mp4"].exists() else None
+    for log_file in folder.glob(f"{glob.escape(base)}*.log.json"):
+        try:
+            log = json.loads(log_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(log, dict) or log.get("job") != job_id:
+            continue
+        paths = {suffix: folder / name for suffix, name in log.get("outputs", {}).items()}
+        if ".mp4" in paths and paths[".mp4"].exists():
+            return paths
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+    return None
 
 
 def choose_rule(config: Config, source: Path, watch: WatchFolder | None) -> Rule:
@@ -68,14 +104,19 @@ def run_job(
     """
     context = context or JobContext()
     started = time.monotonic()
+    base = render_name(
+        rule.output, stem=source.stem, rule=rule.name, ext=source.suffix.lstrip("."), now=now()
+    )
+    base = base[: -len(".mp4")]
+    subfolder = output_folder / Path(base).parent
+    previous = previous_publication(context.ledger, job_id, subfolder, Path(base).name)
+    if previous is not None:
+        return JobOutcome(rule.name, previous, "already published", time.monotonic() - started)
     scratch = work_dir(output_folder, job_id)
     try:
         rendition = backend.process(JobRequest(job_id, source, rule, scratch), context)
         context.checkpoint("publish")
         files = {".mp4": rendition.video, **{f".{kind}": path for kind, path in rendition.captions.items()}}
-        base = render_name(rule.output, stem=source.stem, rule=rule.name, ext=source.suffix.lstrip("."), now=now())
-        base = base[: -len(".mp4")]
-        subfolder = output_folder / Path(base).parent
         log = {
             "job": job_id,
             "source": str(source),
@@ -89,7 +130,9 @@ def run_job(
             "versions": {"nemod": __version__, "python": platform.python_version()},
             **rendition.details,
         }
+        context.ledger.record(PUBLISHED)
         outputs = publish(files, subfolder, Path(base).name, log)
+        context.ledger.record(PUBLISHED, json.dumps({k: str(v) for k, v in outputs.items()}))
     finally:
         remove_work_dir(scratch)
     return JobOutcome(rule.name, outputs, rendition.summary, time.monotonic() - started)

@@ -1,21 +1,44 @@
-"""``nemod forget``: not built yet."""
+"""``nemod forget``: make nemod treat a file as new (it will be processed again)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
-from nemod.commands import add_config_option
+from nemod.commands import add_config_option, load_config
 from nemod.errors import NemodError
+from nemod.store import SourceRef, fingerprint, open_store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the subcommand."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("forget", help="(not built yet)")
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "forget", help="forget a file's jobs so it is processed again"
+    )
     add_config_option(parser)
+    parser.add_argument("file", type=Path)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NemodError("nemod forget is not built yet")
+    """Delete the jobs of the file (by content fingerprint and by path); exit 1 if none."""
+    config = load_config(args, check_folders=False)
+    path = args.file.parent.resolve() / args.file.name
+    source: SourceRef | None = None
+    for watch in config.watches:
+        root = str(watch.path)
+        if str(path).startswith(root + os.sep):
+            source = SourceRef(root, os.path.relpath(path, root).replace(os.sep, "/"))
+    print_ = fingerprint(path) if path.is_file() else None
+    store = open_store(config.state_dir)
+    try:
+        count = store.forget(fingerprint=print_, source=source)
+    finally:
+        store.close()
+    if count == 0:
+        raise NemodError(f"no finished or queued job knows {args.file}")
+    plural = "s" if count != 1 else ""
+    print(f"forgot {count} job{plural} of {args.file}; it will be processed again")
+    return 0

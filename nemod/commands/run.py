@@ -1,21 +1,40 @@
-"""``nemod run``: not built yet."""
+"""``nemod run``: the watch-folder daemon, in the foreground (systemd, launchd, Docker).
+
+SIGTERM/SIGINT stop it gracefully (exit 0); SIGHUP reloads the config, keeping the
+old one when the new one is invalid.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from nemod.commands import add_config_option
-from nemod.errors import NemodError
+from nemod.app import build_backend
+from nemod.commands import add_config_option, load_config
+from nemod.daemon import Daemon
+from nemod.logs import configure
+from nemod.store import open_store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the subcommand."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("run", help="(not built yet)")
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run", help="watch the configured folders and process new files (the daemon)"
+    )
     add_config_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NemodError("nemod run is not built yet")
+    """Run the daemon until stopped; exit 0 after a graceful stop."""
+    config = load_config(args)
+    configure(config.log_level)
+    store = open_store(config.state_dir)
+    try:
+        daemon = Daemon(
+            config, store, build_backend(config),
+            config_loader=lambda: load_config(args), backend_factory=build_backend,
+        )
+        return daemon.run_forever()
+    finally:
+        store.close()

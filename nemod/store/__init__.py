@@ -1,0 +1,26 @@
+"""The job store: the only record of what happened to each file.
+
+:mod:`nemod.store.base` defines the interface (:class:`JobStore`) every
+implementation satisfies; :mod:`nemod.store.sqlite` is the one-host implementation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nemod.store.base import Job, JobState, JobStore, SourceRef, StoreLedger, fingerprint
+from nemod.store.sqlite import SQLiteStore
+
+__all__ = [
+    "DATABASE_NAME", "Job", "JobState", "JobStore", "SQLiteStore", "SourceRef", "StoreLedger",
+    "fingerprint", "open_store",
+]
+
+#: The job database's file name inside ``state_dir``.
+DATABASE_NAME = "jobs.sqlite3"
+
+
+def open_store(state_dir: os.PathLike[str] | str) -> SQLiteStore:
+    """The job store kept in ``state_dir`` (created when missing)."""
+    return SQLiteStore(Path(state_dir) / DATABASE_NAME)

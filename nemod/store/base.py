@@ -1,0 +1,217 @@
+"""The job store interface, shared by every implementation (SQLite now, PostgreSQL later).
+
+Rules every implementation keeps (see the design note "The job store"):
+
+- **Once per file, forever**: (fingerprint, rule) is unique; :meth:`JobStore.enqueue`
+  does nothing for a pair it already knows.
+- **Claims are leases**: :meth:`JobStore.claim` sets an owner, a new increasing
+  ``lease_token`` and an expiry from the store's own clock. A job whose lease expired
+  is claimable again; there is no reaper.
+- **Fencing**: every write made on behalf of a running job names its lease token; a
+  write that matches no row means the job was taken over, and the caller stops.
+- **Side effects are recorded before they happen** (:meth:`JobStore.record_side_effect`),
+  keyed by (fingerprint, rule, key), so a resumed job never repeats a paid call.
+- **Paths travel as (watch root, relative path)** (:class:`SourceRef`).
+
+Times are seconds since the epoch on the store's clock (floats).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from nemod.backends.base import SideEffect
+from nemod.errors import LeaseLostError
+
+#: How much of each end of a file the fingerprint hashes.
+FINGERPRINT_SPAN = 1024 * 1024
+
+
+class JobState(enum.StrEnum):
+    """Where a job is. ``running`` jobs also carry the ``step`` they reached."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, order=True)
+class SourceRef:
+    """A source file as (watch root as configured, path relative to it, with ``/``)."""
+
+    root: str
+    relative: str
+
+    def resolve(self) -> Path:
+        """The file's path on this host."""
+        return Path(self.root) / self.relative
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (file, rule) pair and what happened to it.
+
+    ``lease_token`` is the fencing token of the claim that returned this object; pass
+    it back on every write made while working on the job.
+    """
+
+    id: int
+    fingerprint: str
+    rule: str
+    source: SourceRef
+    state: JobState
+    size: int = 0
+    mtime: float = 0.0
+    step: str | None = None
+    progress: float | None = None
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_token: int = 0
+    lease_expires_at: float | None = None
+    not_before: float = 0.0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``running:<step>`` for a running job, else the state's name."""
+        if self.state is JobState.RUNNING and self.step:
+            return f"running:{self.step}"
+        return self.state.value
+
+    @property
+    def key(self) -> str:
+        """A stable name for the job (log files, scratch folders): ``job-<id>``."""
+        return f"job-{self.id}"
+
+
+class JobStore(Protocol):
+    """What the daemon, the CLI and status reporting need from a job store."""
+
+    def enqueue(
+        self, fingerprint: str, rule: str, source: SourceRef, *, size: int = 0, mtime: float = 0.0
+    ) -> Job | None:
+        """Add a queued job; return None (and change nothing) when (fingerprint, rule) exists."""
+
+    def claim(self, worker: str, *, lease_seconds: float) -> Job | None:
+        """Atomically take the oldest claimable job for ``worker``, or return None.
+
+        Claimable: queued or waiting with ``not_before`` reached, or running with an
+        expired lease. The claim counts one attempt; the caller decides what to do with a
+        job whose attempts exceed its limit (it was interrupted that many times).
+        """
+
+    def heartbeat(
+        self, job_id: int, lease: int, *, lease_seconds: float,
+        step: str | None = None, progress: float | None = None,
+    ) -> bool:
+        """Extend the lease (and record ``step``/``progress``); False: the job was taken over."""
+
+    def complete(self, job_id: int, lease: int, outputs: Mapping[str, str]) -> bool:
+        """Mark the job done with its output paths; False: taken over, report nothing."""
+
+    def fail(
+        self, job_id: int, lease: int, error: str, retry_after: float | None = None
+    ) -> bool:
+        """Record a failure: permanent when ``retry_after`` is None, else queued again after
+        ``retry_after`` seconds (on the store's clock). False: taken over."""
+
+    def wait(self, job_id: int, lease: int, reason: str, delay: float) -> bool:
+        """Put the job in ``waiting`` for ``delay`` seconds without counting the attempt."""
+
+    def release(self, job_id: int, lease: int) -> bool:
+        """Give a running job back (graceful stop): queued, attempt not counted."""
+
+    def expire_lease(self, job_id: int, lease: int) -> bool:
+        """End a lease now (its owner is known to be dead) so the job is claimable at once."""
+
+    def record_side_effect(self, job: Job, key: str, remote_id: str | None = None) -> None:
+        """Record (before it happens) the side effect ``key`` of ``job``, or its remote id
+        (once known). A recorded remote id is never replaced by None."""
+
+    def side_effect(self, job: Job, key: str) -> SideEffect | None:
+        """The recorded side effect ``key`` of ``job``'s (fingerprint, rule), or None."""
+
+    def get(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+
+    def find(self, fingerprint: str, rule: str) -> Job | None:
+        """The job for (fingerprint, rule), or None."""
+
+    def known(self, source: SourceRef, size: int, mtime: float) -> bool:
+        """True when a job exists for this path with this size and mtime (no need to hash)."""
+
+    def jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
+        """Jobs, most recently updated first, optionally of one state."""
+
+    def counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zero included)."""
+
+    def retry(self, job_id: int | None = None) -> int:
+        """Queue a failed job again (all failed jobs when ``job_id`` is None), attempts reset;
+        returns how many were queued."""
+
+    def forget(self, *, fingerprint: str | None = None, source: SourceRef | None = None) -> int:
+        """Delete the jobs (and ledger rows) of a file so it is processed again; returns how
+        many jobs were deleted. Running jobs are not forgotten."""
+
+    def now(self) -> float:
+        """The store's clock."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def fingerprint(path: Path, size: int | None = None, mtime: float | None = None) -> str:
+    """``<size>-<mtime seconds>-<blake2b of the first and last MiB>`` of ``path``.
+
+    Whole seconds make the fingerprint agree across mounts with different timestamp
+    precision. Raises OSError when the file cannot be read.
+    """
+    if size is None or mtime is None:
+        stat = path.stat()
+        size, mtime = stat.st_size, stat.st_mtime
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        digest.update(handle.read(FINGERPRINT_SPAN))
+        if size > FINGERPRINT_SPAN:
+            handle.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN), os.SEEK_SET)
+            digest.update(handle.read(FINGERPRINT_SPAN))
+    return f"{size}-{int(mtime)}-{digest.hexdigest()}"
+
+
+class StoreLedger:
+    """The :class:`nemod.backends.base.Ledger` of one claimed job, kept in the store.
+
+    Recording a side effect *before* it happens is fenced: when the job was taken over,
+    :class:`LeaseLostError` is raised and nothing is sent. A remote id is always recorded
+    (the call already happened; the next owner must know about it).
+    """
+
+    def __init__(self, store: JobStore, job: Job, lease_seconds: float) -> None:
+        self._store = store
+        self._job = job
+        self._lease_seconds = lease_seconds
+
+    def get(self, key: str) -> SideEffect | None:
+        """The recorded side effect ``key`` or None."""
+        return self._store.side_effect(self._job, key)
+
+    def record(self, key: str, remote_id: str | None = None) -> None:
+        """Record ``key`` (raises LeaseLostError before a call when the job was taken over)."""
+        if remote_id is None and not self._store.heartbeat(
+            self._job.id, self._job.lease_token, lease_seconds=self._lease_seconds
+        ):
+            raise LeaseLostError(f"{self._job.key} was taken over before {key}")
+        self._store.record_side_effect(self._job, key, remote_id)
