@@ -1,9 +1,10 @@
 """The local engine and backend: probe, plan a timeline, render with ffmpeg — on this machine.
 
 :class:`LocalEngine` has two halves that also serve ``nemod serve``:
-``plan_draft`` (analyse the source and build the NemoVideo-format draft) and
-``render`` (turn any draft into an MP4 plus caption sidecars). :class:`LocalBackend`
-chains them behind the :class:`nemod.backends.base.Backend` interface.
+``plan_draft`` (analyse the source — probe, voice activity, transcription — and build
+the NemoVideo-format draft) and ``render`` (turn any draft into an MP4 plus caption
+sidecars, in one ffmpeg pass). :class:`LocalBackend` chains them behind the
+:class:`nemod.backends.base.Backend` interface.
 """
 
 from __future__ import annotations
@@ -17,18 +18,27 @@ from typing import Any
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import EngineSettings
-from nemod.edits import Plan
-from nemod.engine.render import render_args
-from nemod.engine.timeline import Draft, build_draft, summarize
+from nemod.edits import Captions, Plan, TrimPauses
+from nemod.engine import captions as caption_text
+from nemod.engine.fonts import find_font
+from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
+from nemod.engine.timeline import AUDIO, TEXT, Analysis, Draft, build_draft, draft_cues, has_captions, summarize
+from nemod.engine.transcribe import Transcriber
+from nemod.engine.vad import SAMPLE_RATE, speech_ranges
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.media import ffmpeg
-from nemod.media.probe import probe
+from nemod.media.probe import MediaInfo, probe
 
 StepProgress = Callable[[str, float], None]
 
 
 def _quiet(step: str, fraction: float) -> None:
     """Ignore progress."""
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise MediaError("the edit was stopped")
 
 
 @dataclass
@@ -40,11 +50,35 @@ class RenderResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _probe(path: Path) -> MediaInfo:
+    try:
+        media = probe(path)
+    except MediaError as exc:
+        raise PermanentJobError(str(exc)) from exc
+    if not media.has_video:
+        raise PermanentJobError(f"{path.name} has no video stream to edit.")
+    return media
+
+
+def _decode_audio(path: Path) -> Any:
+    """16 kHz mono float32 samples of the first sound track."""
+    from faster_whisper.audio import decode_audio
+
+    try:
+        return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except Exception as exc:
+        raise PermanentJobError(f"the sound of {path.name} cannot be decoded ({exc}).") from exc
+
+
 class LocalEngine:
-    """The embedded editor. ``settings`` chooses the encoder preset, Whisper model, etc."""
+    """The embedded editor. ``settings`` chooses the encoder preset, Whisper model, font, etc.
+    The Whisper model is loaded once per engine, on the first job that needs captions."""
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
+        self.transcriber = Transcriber(settings.whisper_model, settings.threads)
+
+    # --- analysis -------------------------------------------------------------------------
 
     def plan_draft(
         self,
@@ -56,16 +90,94 @@ class LocalEngine:
     ) -> Draft:
         """Analyse ``source`` and return the draft that carries out ``plan``.
 
-        Raises :class:`PermanentJobError` when the source is not usable media.
+        Raises :class:`PermanentJobError` when the source is not usable media (or the plan
+        leaves nothing of it), :class:`MediaError` when cancelled.
         """
-        try:
-            media = probe(source)
-        except MediaError as exc:
-            raise PermanentJobError(str(exc)) from exc
-        if not media.has_video:
-            raise PermanentJobError(f"{source.name} has no video stream to export.")
+        media = _probe(source)
+        timings: dict[str, float] = {}
+        analysis = Analysis()
+        wants_speech = plan.find(TrimPauses) is not None
+        wants_words = plan.find(Captions) is not None
+        if (wants_speech or wants_words) and not media.has_audio:
+            analysis = Analysis(notes=(f"{source.name} has no sound: nothing to trim or caption",))
+        elif wants_speech or wants_words:
+            started = time.monotonic()
+            samples = _decode_audio(source)
+            timings["decode_audio"] = time.monotonic() - started
+            _check(cancel)
+            progress("analyse", 0.1)
+            speech = None
+            if wants_speech:
+                started = time.monotonic()
+                speech = tuple(speech_ranges(samples))
+                timings["vad"] = time.monotonic() - started
+                _check(cancel)
+                progress("analyse", 0.3)
+            words = None
+            if wants_words:
+                started = time.monotonic()
+                words = tuple(self.transcriber.words(
+                    samples, on_progress=lambda fraction: progress("transcribe", fraction), cancel=cancel,
+                ))
+                timings["transcribe"] = time.monotonic() - started
+                _check(cancel)
+            analysis = Analysis(speech=speech, words=words)
         progress("analyse", 1.0)
-        return build_draft(plan, media)
+        try:
+            draft = build_draft(plan, media, analysis)
+        except ValueError as exc:
+            raise PermanentJobError(str(exc)) from exc
+        if timings:
+            draft["m"]["analysis_seconds"] = {key: round(value, 3) for key, value in timings.items()}
+        return draft
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def _music(self, draft: Draft, sources: Mapping[str, Path]) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        base = getattr(self.settings, "base_dir", None)
+        for track in draft.get("t", []):
+            if track.get("tt") != AUDIO:
+                continue
+            for seg in track.get("sg", []):
+                name = seg["src"]
+                if name in sources:
+                    found[name] = Path(sources[name])
+                    continue
+                raw = track.get("m", {}).get("path") or name
+                path = Path(raw).expanduser()
+                if not path.is_absolute() and base is not None:
+                    path = Path(base) / path
+                if not path.is_file():
+                    raise PermanentJobError(f"the background music file {raw} was not found.")
+                found[name] = path
+        return found
+
+    def _overlay(self, draft: Draft, work_dir: Path, stem: str) -> tuple[Path | None, Path | None]:
+        """Write the ASS file of the text to burn (captions with ``burn``, titles)."""
+        canvas = draft.get("m", {}).get("canvas") or {}
+        width, height = int(canvas.get("w", 0)), int(canvas.get("h", 0))
+        cues: list[caption_text.Cue] = []
+        titles: list[caption_text.TitleText] = []
+        for track in draft.get("t", []):
+            meta = track.get("m", {})
+            if track.get("tt") != TEXT:
+                continue
+            if meta.get("kind") == "captions":
+                if meta.get("burn", True):
+                    cues = draft_cues({"t": [track]})
+            else:
+                titles += [
+                    caption_text.TitleText(str(seg.get("text", "")), seg["s"] / 1000, seg["e"] / 1000,
+                                           str(meta.get("position", "center")), float(meta.get("size", 0.08)))
+                    for seg in track.get("sg", []) if str(seg.get("text", "")).strip()
+                ]
+        if not cues and not titles:
+            return None, None
+        font = find_font(self.settings.font)
+        path = work_dir / f"{stem}.overlay.ass"
+        path.write_text(caption_text.ass_text(width, height, font.family, cues, titles), encoding="utf-8")
+        return path, font.folder
 
     def render(
         self,
@@ -77,34 +189,79 @@ class LocalEngine:
         progress: StepProgress = _quiet,
         cancel: threading.Event | None = None,
     ) -> RenderResult:
-        """Render ``draft`` into ``work_dir``; ``sources`` maps the draft's ``src`` names to files.
+        """Render ``draft`` into ``work_dir``; ``sources`` maps the draft's ``src`` names to files
+        (music files may also be found from their track's ``path``, relative to the config).
 
-        Raises :class:`RetryableJobError` when ffmpeg fails, :class:`MediaError` when cancelled.
+        Writes ``<stem>.render.mp4`` and, when the draft has captions, ``<stem>.srt`` and
+        ``<stem>.vtt``. Raises :class:`PermanentJobError` for a draft that cannot be rendered
+        (no video, a missing source or font), :class:`RetryableJobError` when ffmpeg fails,
+        :class:`MediaError` when cancelled.
         """
-        name = draft["t"][0]["sg"][0]["src"]
-        media = probe(sources[name])
+        work_dir.mkdir(parents=True, exist_ok=True)
+        names = {seg["src"] for track in draft.get("t", []) if track.get("tt") == 0 for seg in track.get("sg", [])}
+        if not names:
+            raise PermanentJobError("the timeline has no video to render.")
+        missing = sorted(name for name in names if name not in sources)
+        if missing:
+            raise PermanentJobError(f"the timeline uses {missing[0]}, which was not provided.")
+        media = {name: _probe(Path(sources[name])) for name in names}
         output = work_dir / f"{stem}.render.mp4"
-        args = render_args(draft, media, output, preset=self.settings.preset, crf=self.settings.crf)
+        captions: dict[str, Path] = {}
+        if has_captions(draft):
+            cues = draft_cues(draft)
+            captions["srt"] = work_dir / f"{stem}.srt"
+            captions["vtt"] = work_dir / f"{stem}.vtt"
+            captions["srt"].write_text(caption_text.srt_text(cues), encoding="utf-8")
+            captions["vtt"].write_text(caption_text.vtt_text(cues), encoding="utf-8")
         started = time.monotonic()
+        if draft.get("m", {}).get("copy") and len(media) == 1:
+            result = self._copy(next(iter(media.values())), output, progress, cancel)
+        else:
+            overlay, fonts_dir = self._overlay(draft, work_dir, stem)
+            inputs = RenderInputs(media, self._music(draft, sources), overlay, fonts_dir)
+            try:
+                args = render_args(draft, inputs, output, preset=self.settings.preset,
+                                   crf=self.settings.crf, threads=self.settings.threads)
+            except ValueError as exc:
+                raise PermanentJobError(f"the timeline cannot be rendered: {exc}.") from exc
+            result = self._run(args, output_duration(draft, media), progress, cancel)
+        details: dict[str, Any] = {
+            "timings": {"render": round(time.monotonic() - started, 3),
+                        **draft.get("m", {}).get("analysis_seconds", {})},
+            "ffmpeg_command": list(result.argv),
+            "ffmpeg_version": ffmpeg.ffmpeg_version(),
+        }
+        return RenderResult(video=output, captions=captions, details=details)
+
+    def _run(
+        self, args: list[str], duration: float, progress: StepProgress, cancel: threading.Event | None
+    ) -> ffmpeg.FfmpegResult:
         try:
-            result = ffmpeg.run(
-                args,
-                duration=draft["d"] / 1000,
-                on_progress=lambda fraction: progress("render", fraction),
-                cancel=cancel,
-            )
+            return ffmpeg.run(args, duration=duration, on_progress=lambda f: progress("render", f), cancel=cancel)
         except MediaError as exc:
             if cancel is not None and cancel.is_set():
                 raise
             raise RetryableJobError(str(exc)) from exc
-        return RenderResult(
-            video=output,
-            details={
-                "timings": {"render": round(time.monotonic() - started, 3)},
-                "ffmpeg_command": list(result.argv),
-                "ffmpeg_version": ffmpeg.ffmpeg_version(),
-            },
-        )
+
+    def _copy(
+        self, media: MediaInfo, output: Path, progress: StepProgress, cancel: threading.Event | None
+    ) -> ffmpeg.FfmpegResult:
+        """Remux; when MP4 cannot hold the sound codec, re-encode the sound only; when it cannot
+        hold the picture codec either, re-encode everything."""
+        try:
+            return ffmpeg.run(copy_args(media, output), duration=media.duration,
+                              on_progress=lambda f: progress("render", f), cancel=cancel)
+        except MediaError:
+            _check(cancel)
+        try:
+            return ffmpeg.run(copy_args(media, output, reencode_audio=True), duration=media.duration,
+                              on_progress=lambda f: progress("render", f), cancel=cancel)
+        except MediaError:
+            _check(cancel)
+        draft = build_draft(Plan(), media)
+        args = render_args(draft, RenderInputs({media.path.name: media}), output,
+                           preset=self.settings.preset, crf=self.settings.crf, threads=self.settings.threads)
+        return self._run(args, media.duration, progress, cancel)
 
 
 class LocalBackend:

