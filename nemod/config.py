@@ -475,7 +475,7 @@ def check_template(template: str) -> str | None:
 
 
 def _folder(base: Path, value: str) -> Path:
-    path = Path(os.path.expanduser(value))
+    path = Path(value).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
 
 

@@ -72,7 +72,7 @@ def _place(source: Path, target: Path) -> bool:
             raise
         if target.exists():
             raise FileExistsError(errno.EEXIST, "exists", str(target)) from exc
-        os.replace(source, target)
+        source.replace(target)
         return False
     return True
 

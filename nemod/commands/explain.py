@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
         raise NemodError(f"{source}: no such file")
     size = source.stat().st_size
     result = match_rule(config.rules, source.name, size)
-    for reason in result.reasons:
-        print(f"  {reason}")
+    for line in result.reasons:
+        print(f"  {line}")
     if result.rule is None:
         print(f"{source.name}: no rule matches")
         return 1

@@ -92,7 +92,7 @@ def _rotation(container: av.container.InputContainer, stream: av.video.stream.Vi
     """The display rotation in degrees (0, 90, 180, 270), read off the first decoded frame."""
     try:
         for frame in container.decode(stream):
-            return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+            return round(getattr(frame, "rotation", 0) or 0) % 360
     except av.error.FFmpegError as exc:
         raise MediaError(f"{Path(container.name).name}: the video cannot be decoded ({_short(exc)}).") from exc
     return 0
