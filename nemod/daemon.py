@@ -575,6 +575,7 @@ class Daemon:
             {"job": a.job.key, "file": a.job.source.relative, "step": a.step,
              "progress": a.progress}
             for a in self._snapshot()
+            if not a.done.is_set()
         ]
         counts = {state.value: n for state, n in self.store.counts().items()}
         ok = not self.stopping and all(f["reachable"] for f in folders)

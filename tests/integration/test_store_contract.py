@@ -1,0 +1,256 @@
+"""The job-store contract, run against every implementation (only SQLite today)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from nemod.errors import LeaseLostError
+from nemod.store import JobState, SourceRef, StoreLedger
+from nemod.store.base import JobStore
+from nemod.store.sqlite import SQLiteStore
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+StoreFactory = Callable[[FakeClock | None], JobStore]
+
+
+@pytest.fixture(params=["sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    stores: list[JobStore] = []
+
+    def factory(clock: FakeClock | None = None) -> JobStore:
+        if request.param == "sqlite":
+            store: JobStore = SQLiteStore(tmp_path / "jobs.sqlite3", clock=clock)
+        stores.append(store)
+        return store
+
+    yield factory
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory, clock: FakeClock) -> JobStore:
+    return make_store(clock)
+
+
+SRC = SourceRef("/watch", "a.mp4")
+
+
+def test_enqueue_once_per_fingerprint_and_rule(store: JobStore) -> None:
+    job = store.enqueue("fp1", "cut", SRC, size=10, mtime=5.0)
+    assert job is not None and job.state is JobState.QUEUED
+    assert store.enqueue("fp1", "cut", SourceRef("/watch", "renamed.mp4")) is None
+    assert store.enqueue("fp1", "other-rule", SRC) is not None
+    assert store.enqueue("fp2", "cut", SRC) is not None
+    assert store.counts()[JobState.QUEUED] == 3
+
+
+def test_known_by_path_size_and_mtime(store: JobStore) -> None:
+    store.enqueue("fp1", "cut", SRC, size=10, mtime=5.0)
+    assert store.known(SRC, 10, 5.0)
+    assert not store.known(SRC, 11, 5.0)
+    assert not store.known(SourceRef("/watch", "b.mp4"), 10, 5.0)
+
+
+def test_claim_is_fifo_and_exclusive(store: JobStore, clock: FakeClock) -> None:
+    first = store.enqueue("fp1", "cut", SRC)
+    clock.advance(1)
+    second = store.enqueue("fp2", "cut", SourceRef("/watch", "b.mp4"))
+    assert first and second
+    claimed = store.claim("w1", lease_seconds=30)
+    assert claimed is not None and claimed.id == first.id
+    assert claimed.state is JobState.RUNNING and claimed.attempts == 1
+    assert claimed.lease_owner == "w1" and claimed.lease_token > first.lease_token
+    other = store.claim("w2", lease_seconds=30)
+    assert other is not None and other.id == second.id
+    assert store.claim("w3", lease_seconds=30) is None
+
+
+def test_concurrent_claims_never_share_a_job(make_store: StoreFactory) -> None:
+    setup = make_store(None)
+    for index in range(60):
+        setup.enqueue(f"fp{index}", "cut", SourceRef("/w", f"{index}.mp4"))
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        store = make_store(None)
+        while (job := store.claim(name, lease_seconds=60)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 60
+
+
+def test_expired_lease_is_claimable_and_fences_the_old_owner(
+    store: JobStore, clock: FakeClock
+) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    old = store.claim("w1", lease_seconds=30)
+    assert old is not None
+    clock.advance(10)
+    assert store.claim("w2", lease_seconds=30) is None  # lease still valid
+    assert store.heartbeat(old.id, old.lease_token, lease_seconds=30, step="render")
+    clock.advance(29)
+    assert store.claim("w2", lease_seconds=30) is None  # renewed by the heartbeat
+    clock.advance(2)
+    new = store.claim("w2", lease_seconds=30)
+    assert new is not None and new.id == old.id and new.lease_token > old.lease_token
+    assert new.attempts == 2 and new.step == "render"
+    # the old owner is fenced out of every write
+    assert not store.heartbeat(old.id, old.lease_token, lease_seconds=30)
+    assert not store.complete(old.id, old.lease_token, {".mp4": "/out/a.mp4"})
+    assert not store.fail(old.id, old.lease_token, "boom")
+    assert not store.release(old.id, old.lease_token)
+    assert store.complete(new.id, new.lease_token, {".mp4": "/out/a.mp4"})
+    done = store.get(new.id)
+    assert done is not None and done.state is JobState.DONE
+    assert done.outputs == {".mp4": "/out/a.mp4"}
+
+
+def test_fail_with_retry_requeues_after_the_delay(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    assert store.fail(job.id, job.lease_token, "ffmpeg crashed", retry_after=60)
+    again = store.get(job.id)
+    assert again is not None and again.state is JobState.QUEUED and again.error == "ffmpeg crashed"
+    assert store.claim("w", lease_seconds=30) is None
+    clock.advance(61)
+    retried = store.claim("w", lease_seconds=30)
+    assert retried is not None and retried.attempts == 2
+
+
+def test_permanent_failure_and_retry_command(store: JobStore) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    assert store.fail(job.id, job.lease_token, "corrupt file.")
+    failed = store.jobs(JobState.FAILED)
+    assert [j.id for j in failed] == [job.id] and failed[0].error == "corrupt file."
+    assert store.claim("w", lease_seconds=30) is None
+    assert store.retry(job.id) == 1
+    queued = store.get(job.id)
+    assert queued is not None and queued.state is JobState.QUEUED and queued.attempts == 0
+    assert store.retry(None) == 0
+
+
+def test_waiting_does_not_count_an_attempt(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    assert store.wait(job.id, job.lease_token, "credits", 600)
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.state is JobState.WAITING and waiting.attempts == 0
+    assert store.claim("w", lease_seconds=30) is None
+    clock.advance(601)
+    resumed = store.claim("w", lease_seconds=30)
+    assert resumed is not None and resumed.attempts == 1
+
+
+def test_release_and_expire_lease(store: JobStore) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=300)
+    assert job is not None
+    assert store.release(job.id, job.lease_token)
+    again = store.claim("w", lease_seconds=300)
+    assert again is not None and again.attempts == 1
+    assert store.claim("w2", lease_seconds=300) is None
+    assert store.expire_lease(again.id, again.lease_token)
+    taken = store.claim("w2", lease_seconds=300)
+    assert taken is not None and taken.lease_owner == "w2"
+
+
+def test_side_effect_ledger_survives_reclaims(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    assert store.side_effect(job, "render") is None
+    store.record_side_effect(job, "render")
+    entry = store.side_effect(job, "render")
+    assert entry is not None and entry.remote_id is None
+    store.record_side_effect(job, "render", "r-42")
+    store.record_side_effect(job, "render")  # a later "before" record keeps the remote id
+    clock.advance(31)
+    again = store.claim("w2", lease_seconds=30)
+    assert again is not None
+    entry = store.side_effect(again, "render")
+    assert entry is not None and entry.remote_id == "r-42"
+
+
+def test_store_ledger_fences_calls_before_they_happen(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    ledger = StoreLedger(store, job, 30)
+    ledger.record("session")
+    ledger.record("session", "s-1")
+    clock.advance(31)
+    assert store.claim("w2", lease_seconds=30) is not None
+    with pytest.raises(LeaseLostError):
+        ledger.record("instruction")
+    assert ledger.get("instruction") is None
+    ledger.record("render", "r-9")  # a remote id is kept even after losing the lease
+    entry = ledger.get("render")
+    assert entry is not None and entry.remote_id == "r-9"
+
+
+def test_forget_lets_a_file_be_processed_again(store: JobStore) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    store.record_side_effect(job, "render", "r1")
+    assert store.forget(fingerprint="fp1") == 0  # running jobs are not forgotten
+    assert store.complete(job.id, job.lease_token, {})
+    assert store.forget(source=SRC) == 1
+    again = store.enqueue("fp1", "cut", SRC)
+    assert again is not None and store.side_effect(again, "render") is None
+
+
+def test_counts_jobs_and_running_step(store: JobStore) -> None:
+    for index in range(3):
+        store.enqueue(f"fp{index}", "cut", SourceRef("/w", f"{index}.mp4"))
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    store.heartbeat(job.id, job.lease_token, lease_seconds=30, step="render", progress=0.5)
+    counts = store.counts()
+    assert counts[JobState.QUEUED] == 2 and counts[JobState.RUNNING] == 1
+    assert counts[JobState.DONE] == 0
+    running = store.jobs(JobState.RUNNING)
+    assert running[0].label == "running:render" and running[0].progress == 0.5
+
+
+def test_database_clock_is_used_by_default(make_store: StoreFactory) -> None:
+    import time
+
+    store = make_store(None)
+    assert abs(store.now() - time.time()) < 5
+    store.enqueue("fp1", "cut", SRC)
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None and job.lease_expires_at is not None
+    assert 25 < job.lease_expires_at - time.time() < 35
