@@ -26,14 +26,12 @@ from nemod.service.status import (
     error_code,
     one_line,
 )
-
-#: The job store's file name inside ``state_dir``.
-STORE_NAME = "jobs.sqlite"
+from nemod.store import DATABASE_NAME
 
 
 def store_path(state_dir: Path) -> Path:
-    """Where the daemon keeps its job store."""
-    return state_dir / STORE_NAME
+    """Where the daemon keeps its job store (see :func:`nemod.store.open_store`)."""
+    return state_dir / DATABASE_NAME
 
 
 @dataclass(frozen=True)
