@@ -80,8 +80,6 @@ class Faults:
         """The armed faults and how often each has fired."""
         with self._lock:
             return {
-                "armed": {
-                    name: {"count": a.count, "path": a.path} for name, a in self._armed.items()
-                },
+                "armed": {name: {"count": a.count, "path": a.path} for name, a in self._armed.items()},
                 "fired": dict(self.fired),
             }

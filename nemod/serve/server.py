@@ -124,10 +124,7 @@ class NemoServer:
         self.service.stop()
         deadline = time.monotonic() + 10
         for thread in threading.enumerate():
-            if (
-                thread.name.startswith("nemod-serve-conn")
-                and thread is not threading.current_thread()
-            ):
+            if thread.name.startswith("nemod-serve-conn") and thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> NemoServer:
@@ -156,6 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         threading.current_thread().name = f"nemod-serve-conn-{id(self):x}"
         super().setup()
+        # Headers and body go out in separate writes; without this, Nagle's algorithm and
+        # delayed ACKs hold small answers back by up to 200 ms on keep-alive connections.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.app.track(self.connection, True)
 
     def finish(self) -> None:
@@ -187,6 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
+        self._consumed = False  # one handler serves every request of a keep-alive connection
         try:
             if path.startswith("/admin/"):
                 self._admin(method, path)
@@ -198,9 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(method, path)
         except ApiError as exc:
             self._drain()
-            self._send_json(
-                {"code": exc.code, "message": str(exc), "data": None}, status=exc.status or 200
-            )
+            self._send_json({"code": exc.code, "message": str(exc), "data": None}, status=exc.status or 200)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -281,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drain(self) -> None:
         """Read (and discard) an unread request body so keep-alive stays in step;
         a very large one closes the connection instead."""
-        if getattr(self, "_consumed", False):
+        if self._consumed:
             return
         self._consumed = True
         length = self._length() if "Content-Length" in self.headers else 0
@@ -335,9 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         content_type, options = parse_options_header(self.headers.get("Content-Type", ""))
         if content_type == b"application/json":
             self._json_body()
-            raise ApiError(
-                "upload by URL is not available on nemod serve; upload the file", code=4001
-            )
+            raise ApiError("upload by URL is not available on nemod serve; upload the file", code=4001)
         if content_type != b"multipart/form-data" or b"boundary" not in options:
             raise ApiError("expected multipart/form-data", status=400)
         if "Content-Length" not in self.headers:
@@ -422,15 +420,13 @@ class _Handler(BaseHTTPRequestHandler):
         session = self.service.session(str(body.get("session_id", "")), info.account, self.path)
         message = body.get("new_message")
         parts = message.get("parts") if isinstance(message, dict) else None
-        text = " ".join(
-            str(part.get("text", "")) for part in parts or [] if isinstance(part, dict)
-        ).strip()
+        text = " ".join(str(part.get("text", "")) for part in parts or [] if isinstance(part, dict)).strip()
         if not text:
             raise ApiError("new_message.parts[].text is required", status=400)
+        edit = self.service.start_edit(session, text)
         drop = self.app.faults.take("drop_sse")
         silent = self.app.faults.take("no_text")
         slow = self.app.faults.take("slow_heartbeats")
-        edit = self.service.start_edit(session, text)
         log.info("serve_instruction", session=session.session_id, count=session.instructions)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -438,19 +434,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         invocation = "e-" + uuid.uuid4().hex[:12]
-        self._event(
-            _adk(invocation, {"functionCall": {"name": edit.tool, "args": {"instruction": text}}})
-        )
+        self._event(_adk(invocation, {"functionCall": {"name": edit.tool, "args": {"instruction": text}}}))
         settings = self.service.settings
         interval = settings.slow_heartbeat_seconds if slow else settings.heartbeat_seconds
         beats = 0
-        while not edit.done.wait(interval):
-            if self.service.stopping.is_set():
+        # Slow mode stands for a long generation: a few sparse heartbeats before the answer.
+        while True:
+            if slow:
+                self.service.stopping.wait(interval)
+                finished = edit.done.is_set() and beats >= settings.slow_min_heartbeats
+            else:
+                finished = edit.done.wait(interval)
+            if finished or self.service.stopping.is_set():
                 break
             self._write_chunk(
-                b'event: heartbeat\ndata: {"type":"heartbeat"}\n\n'
-                if beats % 2 == 0
-                else b"data: \n\n"
+                b'event: heartbeat\ndata: {"type":"heartbeat"}\n\n' if beats % 2 == 0 else b"data: \n\n"
             )
             beats += 1
             if drop:
@@ -511,6 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._ok(
                 {
                     "instructions": dict(self.service.instruction_counts),
+                    "received": dict(self.service.received_counts),
                     "renders": dict(self.service.render_counts),
                 }
             )

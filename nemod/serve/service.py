@@ -58,6 +58,8 @@ class ServeSettings:
     heartbeat_seconds: float = 5.0
     slow_heartbeat_seconds: float = 30.0
     second_stage_seconds: float = 1.0
+    render_queue_seconds: float = 0.0
+    slow_min_heartbeats: int = 2
     token_lifetime_seconds: float = 7 * 24 * 3600
     static_tokens: tuple[str, ...] = ()
     admin_token: str | None = None
@@ -103,6 +105,13 @@ class Render:
     message: str = ""
     video: Path | None = None
     url_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    history: list[str] = field(default_factory=lambda: ["pending"])
+
+    def set_status(self, status: str, message: str = "") -> None:
+        """Move to ``status`` (kept in ``history`` so tests can check the sequence)."""
+        self.message = message
+        self.status = status
+        self.history.append(status)
 
 
 @dataclass
@@ -161,7 +170,10 @@ class Service:
         self._sessions: dict[str, ServerSession] = {}
         self._renders: dict[str, Render] = {}
         self._threads: list[threading.Thread] = []
+        #: Instructions accepted (and run, and charged) per session id.
         self.instruction_counts: dict[str, int] = {}
+        #: Instructions received per session id, including refused ones (e.g. code 2001).
+        self.received_counts: dict[str, int] = {}
         self.render_counts: dict[str, int] = {}
         self.sessions_dir = settings.data_dir / "sessions"
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
@@ -176,9 +188,7 @@ class Service:
         if not client_id.strip():
             raise ApiError("missing X-Client-Id", status=400)
         with self._lock:
-            account = self._accounts.setdefault(
-                client_id, Account(client_id, self.settings.balance)
-            )
+            account = self._accounts.setdefault(client_id, Account(client_id, self.settings.balance))
             existing = self._client_tokens.get(client_id)
             info = self._tokens.get(existing) if existing else None
             if existing and info and info.expires_at > self.clock():
@@ -293,19 +303,18 @@ class Service:
         """
         cost = self.settings.edit_cost
         with self._lock:
+            self.received_counts[session.session_id] = self.received_counts.get(session.session_id, 0) + 1
+            account = session.account
+            if self.faults.active("no_credits") or account.available < cost:
+                raise ApiError("out of credits", code=2001)
             self.instruction_counts[session.session_id] = (
                 self.instruction_counts.get(session.session_id, 0) + 1
             )
             session.instructions += 1
-            account = session.account
-            if self.faults.active("no_credits") or account.available < cost:
-                raise ApiError("out of credits", code=2001)
             account.available -= cost
             account.frozen += cost
         edit = Edit(text)
-        self._spawn(
-            f"nemod-serve-edit-{session.session_id[:8]}", self._run_edit, session, edit, cost
-        )
+        self._spawn(f"nemod-serve-edit-{session.session_id[:8]}", self._run_edit, session, edit, cost)
         return edit
 
     def _run_edit(self, session: ServerSession, edit: Edit, cost: int) -> None:
@@ -369,9 +378,7 @@ class Service:
             for segment in track.get("sg", []) if isinstance(track, dict) else []:
                 source = segment.get("src") if isinstance(segment, dict) else None
                 if source is not None and source not in session.media:
-                    raise ApiError(
-                        f"the draft refers to a file not in this session: {source!r}", status=400
-                    )
+                    raise ApiError(f"the draft refers to a file not in this session: {source!r}", status=400)
         with self._lock:
             existing = self._renders.get(render_id)
             if existing is not None:
@@ -380,9 +387,7 @@ class Service:
                 return existing
             render = Render(render_id, session.session_id, copy.deepcopy(draft))
             self._renders[render_id] = render
-            self.render_counts[session.session_id] = (
-                self.render_counts.get(session.session_id, 0) + 1
-            )
+            self.render_counts[session.session_id] = self.render_counts.get(session.session_id, 0) + 1
             session.renders_started += 1
         self._spawn(f"nemod-serve-render-{render_id}", self._run_render, session, render)
         return render
@@ -405,11 +410,14 @@ class Service:
         return render
 
     def _run_render(self, session: ServerSession, render: Render) -> None:
+        if self.stopping.wait(self.settings.render_queue_seconds):
+            render.set_status("failed", "server stopping")
+            return
         with session.render_lock:
             if self.stopping.is_set():
-                render.status, render.message = "failed", "server stopping"
+                render.set_status("failed", "server stopping")
                 return
-            render.status = "processing"
+            render.set_status("processing")
             work = session.folder / "renders" / render.render_id
             work.mkdir(parents=True, exist_ok=True)
             try:
@@ -417,15 +425,13 @@ class Service:
                     render.draft, dict(session.media), work, render.render_id, cancel=self.stopping
                 )
             except Exception as exc:  # noqa: BLE001 - a failed render is a status, not a crash
-                render.message = f"render failed: {type(exc).__name__}"
-                render.status = "failed"
+                render.set_status("failed", f"render failed: {type(exc).__name__}")
                 return
             if self.faults.take("fail_render"):
-                render.message = "render failed (injected fault)"
-                render.status = "failed"
+                render.set_status("failed", "render failed (injected fault)")
                 return
             render.video = result.video
-            render.status = "completed"
+            render.set_status("completed")
 
     # --- threads -------------------------------------------------------------------------
 
