@@ -280,7 +280,8 @@ def test_concurrency_limit(harness: Harness) -> None:
     harness.backend.gate = threading.Event()
     for index in range(6):
         (harness.inbox / f"{index}.mp4").write_bytes(bytes([index]) * 10)
-    harness.drive(lambda: len(harness.daemon.health()["running"]) == 3)
+    harness.drive(lambda: harness.backend.running == 3)
+    assert len(harness.daemon.health()["running"]) == 3
     harness.backend.gate.set()
     harness.drive(lambda: harness.count(JobState.DONE) == 6)
     assert harness.backend.max_running == 3
