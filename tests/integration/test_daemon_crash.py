@@ -113,6 +113,7 @@ def test_sigkill_mid_job_then_restart_gives_one_output(
     second = daemons.start()
     wait_for(lambda: job_state(tmp_path)[0] is JobState.DONE, 120, "done", daemons)
     state, _, attempts = job_state(tmp_path)
+    assert state is JobState.DONE
     assert attempts == 2
     assert visible(tmp_path / "out") == ["talk.log.json", "talk.mp4"]
     assert not (tmp_path / "out" / ".nemod-work").exists()
