@@ -6,16 +6,20 @@ never pays twice::
     credits ─ session ─ upload ─ instruction (/run_sse) ─ state confirm ─ draft check
             ─ render start (render_<ts>) ─ status polling ─ download
 
-Ledger keys (per session id ``<sid>``, so a replacement session starts clean):
+Ledger keys (per session id ``<sid>``, so a replacement session starts clean). A row
+never loses its remote id (the job store's rule), so every change of mind is a new
+value or a new key, never an erasure:
 
-``session``              created session id (None: creation was under way)
-``upload@<sid>``         the file is in that session
-``baseline@<sid>``       digest of the timeline state before the instruction
-``instruction@<sid>``    None: sent, outcome unknown → never re-sent, the state is polled;
-                         ``unsent``: refused by the service, safe to send; ``done:<digest>``
-``render@<sid>``         the render id, written *before* the start call (the id is ours),
-                         so a restarted daemon resumes polling it
-``render_retry@<sid>``   the one retry with a new id after a failed render has been used
+``session``                 the session id (None: creation under way; ``lost:<sid>``: the
+                            session is gone or its edit failed, make a new one)
+``upload@<sid>``            the file is in that session
+``baseline@<sid>#<n>``      digest of the timeline state before instruction attempt n
+``instruction@<sid>#<n>``   None: sent, outcome unknown → never re-sent, the state is
+                            polled; ``unsent``: refused by the service, so attempt n+1 may
+                            send; ``done:<digest>``; ``failed``: no change after polling
+``render@<sid>``            the render id, written *before* the start call (the id is
+                            ours), so a restarted daemon resumes polling it
+``render_retry@<sid>``      the one retry with a new id after a failed render is used up
 
 Waits go through ``sleep`` (injected; tests pass one that does not sleep) or, by
 default, the job's cancel event so a shutdown interrupts them.
@@ -35,7 +39,7 @@ from typing import Any
 import httpx
 import structlog
 
-from nemod.backends.base import JobContext, JobRequest, Rendition
+from nemod.backends.base import JobContext, JobRequest, Ledger, Rendition, SideEffect
 from nemod.cloud.api import Balance, ClientPolicy, NemoClient, RenderStatus
 from nemod.cloud.auth import TokenStore
 from nemod.cloud.sse import AgentEvent, StreamResult
@@ -89,6 +93,29 @@ def draft_ready(draft: object) -> bool:
     if not isinstance(draft, dict) or not isinstance(draft.get("t"), list):
         return False
     return any(isinstance(track, dict) and track.get("sg") for track in draft["t"])
+
+
+def _session_id(ledger: Ledger) -> str | None:
+    """The job's live session id, or None when there is none (yet, or any more)."""
+    row = ledger.get("session")
+    if row is None or not row.remote_id or row.remote_id.startswith("lost:"):
+        return None
+    return row.remote_id
+
+
+def _lose_session(ledger: Ledger) -> None:
+    """Mark the job's session as gone, so the next step creates a new one."""
+    sid = _session_id(ledger)
+    if sid is not None:
+        ledger.record("session", f"lost:{sid}")
+
+
+def _latest_instruction(ledger: Ledger, sid: str) -> tuple[int, SideEffect | None]:
+    """The number and row of the last instruction attempt in session ``sid`` (0, None: none)."""
+    attempt, row = 0, None
+    while (following := ledger.get(f"instruction@{sid}#{attempt + 1}")) is not None:
+        attempt, row = attempt + 1, following
+    return attempt, row
 
 
 def job_error(exc: BackendError, policy: JobPolicy) -> JobError:
@@ -195,15 +222,14 @@ class CloudBackend:
                     # The session is gone: a new one, re-upload, re-send (the old one
                     # cannot run anything any more, so this cannot double-charge).
                     self.log.warning("cloud_session_lost", job=request.job_id)
-                    context.ledger.record("session", None)
+                    _lose_session(context.ledger)
                     new_sessions += 1
                     continue
                 raise job_error(exc, self.policy) from None
 
     def _process_once(self, request: JobRequest, context: JobContext) -> Rendition:
         ledger = context.ledger
-        row = ledger.get("session")
-        sid = row.remote_id if row else None
+        sid = _session_id(ledger)
         if sid is None or not self._past_instruction(context, sid):
             self._check_credits(request)
         if sid is None:
@@ -242,7 +268,7 @@ class CloudBackend:
         )
 
     def _past_instruction(self, context: JobContext, sid: str) -> bool:
-        row = context.ledger.get(f"instruction@{sid}")
+        _, row = _latest_instruction(context.ledger, sid)
         return row is not None and row.remote_id != "unsent"
 
     def _check_credits(self, request: JobRequest) -> None:
@@ -272,19 +298,20 @@ class CloudBackend:
     ) -> tuple[dict[str, Any], str]:
         """Send the rule's instruction once; return the confirmed state and the text answer."""
         ledger = context.ledger
-        key = f"instruction@{sid}"
-        row = ledger.get(key)
+        attempt, row = _latest_instruction(ledger, sid)
         if row is not None and row.remote_id and row.remote_id.startswith("done:"):
             return self.client.state(sid), ""
         if row is not None and row.remote_id == "failed":
-            ledger.record("session", None)
+            _lose_session(ledger)
             raise RetryableJobError(
                 "the previous edit did not change the timeline; starting a new session",
                 delay=self.policy.retry_delay,
             )
         if row is None or row.remote_id == "unsent":
+            attempt += 1
+            key = f"instruction@{sid}#{attempt}"
             baseline = state_digest(self.client.state(sid))
-            ledger.record(f"baseline@{sid}", baseline)
+            ledger.record(f"baseline@{sid}#{attempt}", baseline)
             context.checkpoint("edit")
             ledger.record(key, None)
             self.log.info("cloud_instruction_sent", job=request.job_id, session=sid)
@@ -295,7 +322,8 @@ class CloudBackend:
                 raise
         else:
             # Sent before a crash, outcome unknown: never re-send; read the state.
-            baseline_row = ledger.get(f"baseline@{sid}")
+            key = f"instruction@{sid}#{attempt}"
+            baseline_row = ledger.get(f"baseline@{sid}#{attempt}")
             baseline = baseline_row.remote_id if baseline_row and baseline_row.remote_id else ""
             result = StreamResult(ended="dropped")
             self.log.info("cloud_instruction_resumed", job=request.job_id, session=sid)
@@ -368,6 +396,8 @@ class CloudBackend:
             if not render_id:
                 render_id = self._new_render_id()
                 context.checkpoint("render")
+                if ledger.get(key) is None:
+                    ledger.record(key, None)  # the store's fenced "about to" record
                 ledger.record(key, render_id)  # ours before the call: a crash still knows it
                 self.client.start_render(render_id, sid, draft)
                 self.log.info("cloud_render_started", job=request.job_id, render=render_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nemod.backends.base import JobContext, JobRequest, MemoryLedger, Rendition
+from nemod.backends.base import JobContext, JobRequest, Rendition, SideEffect
 from nemod.cloud.api import ClientPolicy
 from nemod.cloud.backend import CloudBackend, JobPolicy
 from nemod.config import CloudSettings, EngineSettings, Rule
@@ -55,6 +55,27 @@ class Sleeper:
     def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
         time.sleep(min(seconds, self.cap))
+
+
+class StrictLedger:
+    """An in-memory ledger with the job store's rule: a remote id is never erased
+    (recording None over a known id keeps the id)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, SideEffect] = {}
+        self.writes: list[tuple[str, str | None]] = []
+
+    def get(self, key: str) -> SideEffect | None:
+        """The row ``key`` or None."""
+        return self.rows.get(key)
+
+    def record(self, key: str, remote_id: str | None = None) -> None:
+        """Record ``key``; None never replaces a known remote id."""
+        self.writes.append((key, remote_id))
+        known = self.rows.get(key)
+        self.rows[key] = SideEffect(
+            key, remote_id if remote_id is not None else (known.remote_id if known else None)
+        )
 
 
 def make_server(data_dir: Path, **overrides: Any) -> NemoServer:
@@ -112,8 +133,6 @@ def request(
     return JobRequest(name, clip, Rule(name="r", edit=edit, min_credits=min_credits), work)
 
 
-def run_job(
-    backend: CloudBackend, job: JobRequest, ledger: MemoryLedger | None = None, **context: Any
-) -> Rendition:
+def run_job(backend: CloudBackend, job: JobRequest, ledger: Any = None, **context: Any) -> Rendition:
     """Process ``job`` with a fresh (or the given) ledger."""
-    return backend.process(job, JobContext(ledger=ledger or MemoryLedger(), **context))
+    return backend.process(job, JobContext(ledger=ledger or StrictLedger(), **context))

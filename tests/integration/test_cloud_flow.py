@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from nemod.backends.base import MemoryLedger
 from nemod.cloud.api import ClientPolicy
 from nemod.cloud.backend import JobPolicy
 from nemod.errors import PermanentJobError, RetryableJobError, WaitingError
@@ -19,6 +18,7 @@ from nemod.serve.testing import (
     FAST_CLIENT,
     FAST_JOB,
     Sleeper,
+    StrictLedger,
     assert_no_threads,
     make_backend,
     make_server,
@@ -61,7 +61,7 @@ def test_happy_path(server: NemoServer, clip: Path, tmp_path: Path) -> None:
         return status
 
     backend.client.render_status = spy  # type: ignore[method-assign]
-    ledger = MemoryLedger()
+    ledger = StrictLedger()
     try:
         result = run_job(backend, request(clip, tmp_path / "work"), ledger)
     finally:
@@ -81,7 +81,7 @@ def test_happy_path(server: NemoServer, clip: Path, tmp_path: Path) -> None:
     session = cloud["session_id"]
     assert ledger.get("session").remote_id == session  # type: ignore[union-attr]
     assert ledger.get(f"render@{session}").remote_id == cloud["render_id"]  # type: ignore[union-attr]
-    assert ledger.get(f"instruction@{session}").remote_id.startswith("done:")  # type: ignore[union-attr]
+    assert ledger.get(f"instruction@{session}#1").remote_id.startswith("done:")  # type: ignore[union-attr]
     assert server.service.balance(render_account(server))["available"] == 50
 
 
@@ -189,13 +189,13 @@ def test_out_of_credits_mid_job_waits_then_resumes_without_double_send(
 ) -> None:
     server.faults.arm("no_credits", -1, path="/run_sse")
     backend = make_backend(server, tmp_path / "state")
-    ledger = MemoryLedger()
+    ledger = StrictLedger()
     try:
         with pytest.raises(WaitingError) as caught:
             run_job(backend, request(clip, tmp_path / "work"), ledger)
         assert caught.value.reason == "credits"
         sid = ledger.get("session").remote_id  # type: ignore[union-attr]
-        assert ledger.get(f"instruction@{sid}").remote_id == "unsent"  # type: ignore[union-attr]
+        assert ledger.get(f"instruction@{sid}#1").remote_id == "unsent"  # type: ignore[union-attr]
         server.faults.clear()  # credits are back
         result = run_job(backend, request(clip, tmp_path / "work"), ledger)
     finally:
@@ -247,7 +247,7 @@ def test_server_error_on_render_start_is_retryable_and_resumes(
 ) -> None:
     server.faults.arm("http_5xx", 1, path="/api/render/proxy/lambda")
     backend = make_backend(server, tmp_path / "state")
-    ledger = MemoryLedger()
+    ledger = StrictLedger()
     try:
         with pytest.raises(RetryableJobError):
             run_job(backend, request(clip, tmp_path / "work"), ledger)
@@ -335,7 +335,7 @@ def test_failed_render_is_retried_once_with_a_new_id(
 ) -> None:
     server.faults.arm("fail_render", 1)
     backend = make_backend(server, tmp_path / "state")
-    ledger = MemoryLedger()
+    ledger = StrictLedger()
     try:
         result = run_job(backend, request(clip, tmp_path / "work"), ledger)
     finally:
@@ -439,7 +439,7 @@ def test_edit_that_never_changes_state_fails_after_five_reads(
 ) -> None:
     server.faults.arm("drop_sse", 1)
     backend = make_backend(server, tmp_path / "state")
-    ledger = MemoryLedger()
+    ledger = StrictLedger()
     # The edit changes nothing (the engine cannot do it) and the stream drops: the state
     # never changes, so after five unchanged reads the edit has failed; nothing is re-sent.
     reads: list[str] = []
@@ -454,13 +454,13 @@ def test_edit_that_never_changes_state_fails_after_five_reads(
         with pytest.raises(RetryableJobError, match="did not change"):
             run_job(backend, request(clip, tmp_path / "work", edit="summon a dragon"), ledger)
         sid = ledger.get("session").remote_id  # type: ignore[union-attr]
-        assert ledger.get(f"instruction@{sid}").remote_id == "failed"  # type: ignore[union-attr]
+        assert ledger.get(f"instruction@{sid}#1").remote_id == "failed"  # type: ignore[union-attr]
         assert len(reads) == 1 + FAST_JOB.drop_unchanged_reads  # baseline + 5 polls
         assert server.service.instruction_counts[sid] == 1
         # The next attempt starts over in a new session instead of re-sending in the old one.
         with pytest.raises(RetryableJobError, match="new session"):
             run_job(backend, request(clip, tmp_path / "work", edit="summon a dragon"), ledger)
-        assert ledger.get("session").remote_id is None  # type: ignore[union-attr]
+        assert ledger.get("session").remote_id == f"lost:{sid}"  # type: ignore[union-attr]
     finally:
         backend.close()
     assert server.service.instruction_counts[sid] == 1
