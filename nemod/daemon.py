@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -47,6 +47,9 @@ from nemod.pipeline import choose_rule, run_job
 from nemod.store.base import Job, JobState, JobStore, SourceRef, StoreLedger, fingerprint
 from nemod.watch.openfiles import open_for_writing
 from nemod.watch.watcher import FolderWatcher, FoundFile
+
+if TYPE_CHECKING:
+    from nemod.service.runtime import ServiceHooks
 
 #: The rule name of a job for a file no rule matches (it fails with the reason why).
 NO_RULE = "-"
@@ -167,6 +170,7 @@ class Daemon:
         backend_factory: Callable[[Config], Backend] | None = None,
         owner: str | None = None,
         watcher_factory: Callable[..., FolderWatcher] = FolderWatcher,
+        service: ServiceHooks | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -178,6 +182,9 @@ class Daemon:
         self._config_loader = config_loader
         self._backend_factory = backend_factory
         self._watcher_factory = watcher_factory
+        # Service plumbing (sd_notify, beacon, status endpoint, processing windows):
+        # see nemod.service.runtime; None when run without it (tests, one-off use).
+        self._service = service
         self.wakeup = threading.Event()
         self.watchers: list[FolderWatcher] = []
         self._active: dict[int, _Active] = {}
@@ -436,6 +443,12 @@ class Daemon:
             raise PermanentJobError(f"{source.name} disappeared before it could be processed.")
         return watch, source
 
+    def _check_window(self, watch: WatchFolder, rule: Rule) -> None:
+        """Raise WaitingError (reason ``schedule``) while the job's processing window is shut."""
+        hold = self._service.hold(watch, rule) if self._service is not None else None
+        if hold is not None:
+            raise WaitingError("outside its processing window", reason="schedule", delay=hold)
+
     def _execute(self, active: _Active, log: Any) -> None:
         job, config = active.job, self.config
         watch = self._watch_for(job)
@@ -444,6 +457,7 @@ class Daemon:
         try:
             watch, source = self._prepare(job)
             rule = self._rule_for(job, watch, source)
+            self._check_window(watch, rule)
             log.info("job_started", attempt=job.attempts, step=job.step)
             self._emit("started", job)
             outcome = run_job(
@@ -606,14 +620,22 @@ class Daemon:
             max_instances=1, coalesce=True,
         )
         scheduler.start()
+        if self._service is not None:
+            self._service.started(self)  # READY=1, beacon, status endpoint
         try:
             while not self._stopping.is_set():
                 self.wakeup.clear()
                 self.run_once(self.clock())
+                if self._service is not None:
+                    self._service.tick(self)  # WATCHDOG=1, STATUS=, beacon
                 self.wakeup.wait(self.options.tick_seconds)
         finally:
+            if self._service is not None:
+                self._service.stopping(self)  # STOPPING=1
             scheduler.shutdown(wait=True)
             self.stop()
+            if self._service is not None:
+                self._service.stopped()
         return 0
 
     def _install_signals(self) -> None:

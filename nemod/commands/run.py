@@ -13,6 +13,7 @@ from nemod.app import build_backend
 from nemod.commands import add_config_option, load_config
 from nemod.daemon import Daemon
 from nemod.logs import configure
+from nemod.service.runtime import build_runtime
 from nemod.store import open_store
 
 
@@ -30,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     configure(config.log_level)
     store = open_store(config.state_dir)
+    runtime = build_runtime(config)  # sd_notify, beacon, notifications, status_port
     try:
         daemon = Daemon(
             config, store, build_backend(config),
             config_loader=lambda: load_config(args), backend_factory=build_backend,
+            events=runtime.on_event, service=runtime,
         )
         return daemon.run_forever()
     finally:
