@@ -23,6 +23,7 @@ import yaml
 
 from nemod.edits import EditParseError, Plan, parse_edit, plan_from_operations
 from nemod.errors import ConfigError, Problem
+from nemod.service.schedule import check as check_schedule
 
 #: File types the NemoVideo service accepts (mission seed); the local engine takes the same.
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "avi", "webm", "mkv"})
@@ -422,6 +423,10 @@ def _build_rule(
     if template_problem:
         document.problem((*path, "output"), template_problem, prefix)
         ok = False
+    schedule_problem = check_schedule(raw["schedule"]) if raw.get("schedule") else None
+    if schedule_problem:
+        document.problem((*path, "schedule"), schedule_problem, prefix)
+        ok = False
     plan = Plan()
     if plan_edits:
         try:
@@ -561,6 +566,8 @@ def load(
         for name in raw.get("rules", []):
             if name not in seen:
                 document.problem((*key, "rules"), f"no rule named {name!r}")
+        if raw.get("schedule") and (schedule_problem := check_schedule(raw["schedule"])):
+            document.problem((*key, "schedule"), schedule_problem)
         watches.append(
             WatchFolder(
                 path=watch_path,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from nemod.config import load
+from nemod.errors import ConfigError
 from nemod.service import schedule
 from nemod.service.schedule import AllOf, Schedule, check, combine, cron_weekdays, parse, parse_days
 
@@ -174,3 +177,27 @@ def test_combine_skips_missing_schedules() -> None:
 def test_local_zone_is_a_tzinfo() -> None:
     assert isinstance(schedule.local_zone(), dt.tzinfo)
     assert not parse("mon 09:00-10:00").always
+
+
+def test_config_reports_bad_schedules_with_their_key_path(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "nemod.yaml"
+    config.write_text(
+        "watch:\n"
+        "  - path: in\n"
+        "    output: out\n"
+        '    schedule: "mon-fry 22:00-06:00"\n'
+        "rules:\n"
+        "  - name: a\n"
+        '    schedule: "cron: * * *"\n'
+        "  - name: b\n"
+        '    schedule: "sat,sun 00:00-24:00"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(config)
+    problems = sorted(str(problem) for problem in caught.value.problems)
+    assert problems == [
+        f"{config}:4 watch[0].schedule: unknown day 'fry' (use mon, tue, wed, thu, fri, sat, sun)",
+        f"{config}:7 rules[0].schedule: cron schedule needs 5 fields (minute hour day month "
+        "weekday), got 3",
+    ]
