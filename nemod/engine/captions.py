@@ -379,3 +379,23 @@ def ass_text(
         *events,
         "",
     ])
+
+
+def _normal_words(text: str) -> list[str]:
+    text = text.lower().replace("/", " ").replace("-", " ")
+    return [word for word in re.sub(r"[^\w\s']", " ", text).split() if word]
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against ``reference`` (case and punctuation ignored):
+    (substitutions + deletions + insertions) / reference words."""
+    ref, hyp = _normal_words(reference), _normal_words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, hyp_word in enumerate(hyp, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+        previous = current
+    return previous[-1] / len(ref)

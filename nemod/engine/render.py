@@ -147,11 +147,13 @@ def render_args(
         end_frame = max(start_frame + 1, round(seg["e"] / 1000 * fps))
         to_end = seg["e"] >= info.duration * 1000 - 1
         start, end = start_frame / fps, end_frame / fps
+        # trim keeps frames with start <= pts < end; ffmpeg rounds the times to the frame
+        # time base, so they sit a quarter frame before the wanted frames, never half-way.
         trim = []
         if start_frame > 0:
-            trim.append(f"start={_number((start_frame - 0.5) / fps)}")
+            trim.append(f"start={_number((start_frame - 0.25) / fps)}")
         if not to_end:
-            trim.append(f"end={_number((end_frame - 0.5) / fps)}")
+            trim.append(f"end={_number((end_frame - 0.25) / fps)}")
         vtrim = f"trim={':'.join(trim)}," if trim else ""
         graph.append(f"[v{index}_{k}]{vtrim}setpts=PTS-STARTPTS[cv{number}]")
         length = (end if not to_end else info.duration) - start

@@ -115,6 +115,9 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     trim: TrimPauses | None = plan.find(TrimPauses)
     if trim is not None and analysis.speech is not None:
         kept, cuts = kept_ranges(analysis.speech, window, min_pause=trim.min_pause, padding=trim.padding)
+    # Cut on frame boundaries: the renderer cuts picture and sound at the same frame times,
+    # and captions retimed here then match the rendered joins exactly (no drift over many cuts).
+    kept = [(round(a * fps) / fps, min(window[1], round(b * fps) / fps)) for a, b in kept]
     speed: Speed | None = plan.find(Speed)
     factor = speed.factor if speed else 1.0
     segments = [{"src": name, "s": _ms(a), "e": _ms(b)} for a, b in kept if _ms(b) > _ms(a)]

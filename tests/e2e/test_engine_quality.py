@@ -1,0 +1,126 @@
+"""Quality checks of the local engine on speech clips with known pauses (real ffmpeg, tiny.en)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from faster_whisper.audio import decode_audio
+
+from nemod.edits import parse_edit
+from nemod.engine.captions import Word, parse_srt, retime, word_error_rate
+from nemod.engine.local import LocalEngine, RenderResult
+from nemod.engine.timeline import Draft
+from nemod.engine.vad import kept_ranges
+from nemod.media.probe import probe
+from nemod.samples import TRANSCRIPT, Talk
+
+MIN_PAUSE, PADDING = 0.5, 0.2
+
+
+def _kept(draft: Draft) -> list[tuple[float, float]]:
+    return [(seg["s"] / 1000, seg["e"] / 1000) for seg in draft["t"][0]["sg"]]
+
+
+def _overlap(ranges: list[tuple[float, float]], a: float, b: float) -> float:
+    return sum(max(0.0, min(b, end) - max(a, start)) for start, end in ranges)
+
+
+@pytest.fixture(scope="module")
+def trimmed(engine: LocalEngine, talk_clip: Talk, tmp_path_factory: pytest.TempPathFactory) -> tuple[Draft, RenderResult]:
+    draft = engine.plan_draft(talk_clip.path, parse_edit("trim the pauses, add captions sidecar only"))
+    work = tmp_path_factory.mktemp("trimmed")
+    return draft, engine.render(draft, {talk_clip.path.name: talk_clip.path}, work, "talk")
+
+
+def test_every_pause_longer_than_the_minimum_is_cut(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+    kept = _kept(trimmed[0])
+    assert trimmed[0]["t"][0]["m"]["pauses_cut"] >= len(talk_clip.pauses)
+    for start, end in talk_clip.pauses:
+        assert end - start >= MIN_PAUSE
+        assert _overlap(kept, start, end) <= 2 * PADDING + 0.05, (start, end, kept)
+
+
+def test_duration_matches_the_known_speech(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+    expected_ranges, _ = kept_ranges(talk_clip.speech, (0.0, talk_clip.duration), min_pause=MIN_PAUSE, padding=PADDING)
+    expected = sum(b - a for a, b in expected_ranges)
+    actual = probe(trimmed[1].video).duration
+    assert abs(actual - expected) <= 0.3, (actual, expected)
+    assert actual < talk_clip.duration - 4
+
+
+def test_no_word_is_clipped(engine: LocalEngine, trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+    before = " ".join(w.text for w in engine.transcriber.words(decode_audio(str(talk_clip.path))))
+    after = " ".join(w.text for w in engine.transcriber.words(decode_audio(str(trimmed[1].video))))
+    # Cutting must not lose words: the cut clip transcribes at least as well as the source
+    # (tiny.en may even do better without the long silences).
+    assert word_error_rate(TRANSCRIPT, after) <= word_error_rate(TRANSCRIPT, before) + 0.03, (before, after)
+    assert word_error_rate(TRANSCRIPT, after) <= 0.15, after
+
+
+def test_every_kept_speech_span_is_whole(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+    kept = _kept(trimmed[0])
+    for start, end in talk_clip.speech:
+        assert _overlap(kept, start, end) >= (end - start) - 0.05, (start, end, kept)
+
+
+def test_captions_word_error_rate_and_timing(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+    draft, result = trimmed
+    cues = parse_srt(result.captions["srt"].read_text(encoding="utf-8"))
+    assert result.captions["vtt"].read_text(encoding="utf-8").startswith("WEBVTT")
+    text = " ".join(" ".join(cue.lines) for cue in cues)
+    assert word_error_rate(TRANSCRIPT, text) <= 0.15, text
+    # Each phrase's first word, moved onto the cut timeline, starts a cue within 0.3 s.
+    starts = retime([Word(a, a + 0.2, "x") for a, _ in talk_clip.speech], _kept(draft))
+    for word in starts:
+        assert min(abs(cue.start - word.start) for cue in cues) <= 0.3, (word.start, [c.start for c in cues])
+    for cue in cues:
+        assert 0 < cue.end - cue.start <= 7.0
+        assert len(cue.lines) <= 2
+        assert all(len(line) <= 42 for line in cue.lines)
+    assert all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))
+
+
+def _flash_times(path: Path) -> list[float]:
+    times = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            luma = frame.to_ndarray(format="gray")
+            if luma.mean() > 128:
+                times.append(float(frame.pts * stream.time_base))
+    return times
+
+
+def _beep_times(path: Path) -> list[float]:
+    rate = 16_000
+    samples = decode_audio(str(path), sampling_rate=rate)
+    t = np.arange(len(samples)) / rate
+    carrier = samples * np.exp(-2j * np.pi * 3000 * t)
+    window = int(0.004 * rate)
+    envelope = np.abs(np.convolve(carrier, np.ones(window) / window, mode="same"))
+    loud = envelope > 0.5 * envelope.max()
+    onsets = np.flatnonzero(loud[1:] & ~loud[:-1]) + 1
+    merged: list[float] = []
+    for onset in onsets / rate:
+        if not merged or onset - merged[-1] > 0.2:
+            merged.append(float(onset) - window / 2 / rate)
+    return merged
+
+
+def test_picture_and_sound_stay_in_sync_after_cuts(engine: LocalEngine, sync_clip: Talk, tmp_path: Path) -> None:
+    draft = engine.plan_draft(sync_clip.path, parse_edit("trim the pauses"))
+    assert draft["t"][0]["m"]["pauses_cut"] >= 3
+    result = engine.render(draft, {sync_clip.path.name: sync_clip.path}, tmp_path, "sync")
+    frame = 1 / 30
+    source_offsets = [b - f for b, f in zip(_beep_times(sync_clip.path), _flash_times(sync_clip.path), strict=True)]
+    flashes, beeps = _flash_times(result.video), _beep_times(result.video)
+    assert len(flashes) == len(beeps) == len(sync_clip.marks)
+    for beep, flash, before in zip(beeps, flashes, source_offsets, strict=True):
+        assert abs(beep - flash) < frame, (beep, flash)
+        assert abs((beep - flash) - before) < frame / 2
+    expected = retime([Word(m, m + 0.01, "x") for m in sync_clip.marks], _kept(draft))
+    for flash, word in zip(flashes, expected, strict=True):
+        assert abs(flash - word.start) < frame
