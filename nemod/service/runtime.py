@@ -154,7 +154,7 @@ class ServiceRuntime:
                 self.server = None
             else:
                 self.beacon.update(status_port=self.server.port)
-        line = self._refresh(daemon, force=True)
+        line = self._refresh(daemon, force=True, announce=False)
         self.sd.ready(status=line)
         log.info("service_ready", status=line)
 
@@ -241,7 +241,7 @@ class ServiceRuntime:
 
     # --- internals ---------------------------------------------------------------------
 
-    def _refresh(self, daemon: DaemonView, *, force: bool = False) -> str:
+    def _refresh(self, daemon: DaemonView, *, force: bool = False, announce: bool = True) -> str:
         self._last_status = self.monotonic()
         try:
             health = daemon.health()
@@ -262,7 +262,8 @@ class ServiceRuntime:
             line += f"; unreachable: {', '.join(unreachable)}"
         with self._lock:
             self._health = {"watchers": watchers_ok}
-        self.sd.status(line)
+        if announce:
+            self.sd.status(line)
         self.beacon.update(status=line, health={"watchers": watchers_ok, "loop": True})
         self.beacon.beat(self.wall(), force=force)
         return line
