@@ -1,0 +1,92 @@
+"""Benchmark of the local engine on a generated 2-minute 1080p talking clip.
+
+Measured side by side in one run (medians of several runs):
+- trim pauses + 1080p export with the engine (analysis + render), against the lower
+  bound: one plain ffmpeg pass encoding the same kept segments with the same preset
+  (select/aselect, no fades, no analysis);
+- transcription real-time factor with Whisper tiny.en;
+- peak memory (resident set) of this process and of the ffmpeg children.
+
+Run:  .venv/bin/python bench/engine_bench.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from faster_whisper.audio import decode_audio
+
+from nemod.config import EngineSettings
+from nemod.edits import parse_edit
+from nemod.engine.local import LocalEngine
+from nemod.media import ffmpeg
+from nemod.samples import make_talk
+
+
+def lower_bound_args(source: Path, kept: list[tuple[float, float]], output: Path, preset: str, crf: int) -> list[str]:
+    """One plain ffmpeg pass keeping ``kept`` (seconds) with select/aselect, same encoder settings."""
+    test = "+".join(f"between(t,{a:.3f},{b:.3f})" for a, b in kept)
+    return [
+        "-y", "-i", str(source),
+        "-vf", f"select='{test}',setpts=N/FRAME_RATE/TB",
+        "-af", f"aselect='{test}',asetpts=N/SR/TB",
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-c:a", "aac", "-b:a", "160k",
+        "-movflags", "+faststart", str(output),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    options = parser.parse_args()
+    settings = EngineSettings()
+    engine = LocalEngine(settings)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        started = time.monotonic()
+        talk = make_talk(work / "talk.mp4", repeat=4, width=1920, height=1080)
+        print(f"clip: {talk.duration:.1f} s 1920x1080, {len(talk.pauses)} pauses (made in {time.monotonic() - started:.1f} s)")
+        plan = parse_edit("trim the pauses, export 1080p")
+        engine_times, bound_times, analysis_times = [], [], []
+        draft = None
+        for run in range(options.runs):
+            started = time.monotonic()
+            draft = engine.plan_draft(talk.path, plan)
+            analysed = time.monotonic()
+            engine.render(draft, {talk.path.name: talk.path}, work, f"engine{run}")
+            engine_times.append(time.monotonic() - started)
+            analysis_times.append(analysed - started)
+            kept = [(seg["s"] / 1000, seg["e"] / 1000) for seg in draft["t"][0]["sg"]]
+            started = time.monotonic()
+            ffmpeg.run(lower_bound_args(talk.path, kept, work / f"bound{run}.mp4", settings.preset, settings.crf))
+            bound_times.append(time.monotonic() - started)
+        assert draft is not None
+        engine_median, bound_median = statistics.median(engine_times), statistics.median(bound_times)
+        print(f"pauses cut: {draft['t'][0]['m']['pauses_cut']}, output {draft['d'] / 1000:.1f} s")
+        print(f"engine (analysis + render): median {engine_median:.2f} s  runs {[round(t, 2) for t in engine_times]}")
+        print(f"  of which analysis (decode + VAD): median {statistics.median(analysis_times):.2f} s")
+        print(f"lower bound (one plain ffmpeg pass): median {bound_median:.2f} s  runs {[round(t, 2) for t in bound_times]}")
+        print(f"ratio engine / lower bound: {engine_median / bound_median:.3f}  (target <= 1.15)")
+
+        samples = decode_audio(str(talk.path), sampling_rate=16_000)
+        seconds = len(samples) / 16_000
+        engine.transcriber.words(samples[:16_000 * 5])  # load the model outside the timing
+        factors = []
+        for _ in range(options.runs):
+            started = time.monotonic()
+            words = engine.transcriber.words(samples)
+            factors.append((time.monotonic() - started) / seconds)
+        print(f"transcription tiny.en: {len(words)} words, real-time factor median {statistics.median(factors):.3f} "
+              f"runs {[round(f, 3) for f in factors]}  (target <= 0.25)")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak memory: this process {own:.0f} MB, largest ffmpeg child {children:.0f} MB  (target <= 600 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Pause ranges, drafts, summaries and ffmpeg arguments (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nemod.edits import parse_edit
+from nemod.engine.captions import Word
+from nemod.engine.render import RenderInputs, copy_args, escape_filter_value, render_args
+from nemod.engine.timeline import Analysis, build_draft, output_size, summarize
+from nemod.engine.vad import kept_ranges
+from nemod.media.probe import MediaInfo
+
+MEDIA = MediaInfo(Path("/in/talk.mp4"), 20.0, 1280, 720, 30.0, 0, 1, "h264", True)
+SPEECH = ((0.1, 5.0), (7.0, 12.0), (12.3, 15.0))
+
+
+def test_kept_ranges_cut_long_pauses_and_keep_padding() -> None:
+    kept, cuts = kept_ranges(SPEECH, (0.0, 20.0), min_pause=0.5, padding=0.2)
+    assert kept == [(0.0, 5.2), (6.8, 15.2)]
+    assert cuts == 2  # the 2 s pause and the 5 s tail
+    assert kept_ranges((), (0.0, 20.0), min_pause=0.5, padding=0.2) == ([(0.0, 20.0)], 0)
+    kept, _ = kept_ranges(((3.0, 4.0),), (0.0, 20.0), min_pause=0.5, padding=0.2)
+    assert kept == [(2.8, 4.2)]
+
+
+def test_output_size() -> None:
+    assert output_size(parse_edit("export 1080p").export, 1280, 720) == (1920, 1080)
+    assert output_size(parse_edit("export 1080p vertical").export, 1920, 1080) == (1080, 1920)
+    assert output_size(parse_edit("square").export, 1920, 1080) == (1080, 1080)
+
+
+def test_draft_tracks_and_summary() -> None:
+    plan = parse_edit("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Hi', export 720p")
+    words = (Word(0.2, 0.6, "Hello"), Word(7.1, 7.5, "again."))
+    draft = build_draft(plan, MEDIA, Analysis(speech=SPEECH, words=words))
+    video, music, title, captions = draft["t"]
+    assert [video["tt"], music["tt"], title["tt"], captions["tt"]] == [0, 1, 7, 7]
+    assert video["sg"] == [{"src": "talk.mp4", "s": 0, "e": 5200}, {"src": "talk.mp4", "s": 6800, "e": 15200}]
+    assert draft["d"] == 13600 and music["sg"][0]["v"] == 0.35
+    assert captions["sg"][1]["s"] == 5500  # 7.1 s in the source, after a 1.6 s cut
+    assert summarize(draft) == (
+        'Timeline (4 tracks): 1. Video: talk.mp4 (0-14s, 2 pauses cut) 2. BGM: lofi.mp3 (0-14s, 35%) '
+        '3. Title: "Hi" (0-3s) 4. Captions (burned)'
+    )
+
+
+def test_keep_cut_and_speed() -> None:
+    draft = build_draft(parse_edit("keep 0:02-0:12, cut the first 1 s, speed up 2x"), MEDIA)
+    assert draft["t"][0]["sg"] == [{"src": "talk.mp4", "s": 3000, "e": 12000}]
+    assert draft["d"] == 4500
+    with pytest.raises(ValueError, match="nothing"):
+        build_draft(parse_edit("cut the first 30 s"), MEDIA)
+
+
+def test_render_args_are_one_pass_with_joins_faded() -> None:
+    draft = build_draft(parse_edit("trim the pauses, fade in and out, normalize loudness"), MEDIA, Analysis(speech=SPEECH))
+    args = render_args(draft, RenderInputs({"talk.mp4": MEDIA}), Path("/out/x.mp4"))
+    graph = args[args.index("-filter_complex") + 1]
+    assert args.count("-i") == 1
+    assert "concat=n=2:v=1:a=1" in graph and graph.count("afade=t=in:d=0.01") == 2
+    assert "loudnorm=I=-14" in graph and "fade=t=out" in graph
+    assert args[-1] == "/out/x.mp4" and "+faststart" in args
+
+
+def test_render_args_for_reframe_music_and_overlay() -> None:
+    plan = parse_edit("export 720p vertical with blurred background, add BGM a.mp3 at 20%")
+    draft = build_draft(plan, MEDIA)
+    inputs = RenderInputs({"talk.mp4": MEDIA}, {"a.mp3": Path("/m/a.mp3")}, Path("/w/it's:x.ass"), Path("/fonts"))
+    args = render_args(draft, inputs, Path("/out/x.mp4"))
+    graph = args[args.index("-filter_complex") + 1]
+    assert "boxblur" in graph and "overlay=(W-w)/2:(H-h)/2" in graph
+    assert "sidechaincompress" in graph and "volume=0.2" in graph and "-stream_loop" in args
+    assert "ass=filename=/w/it\\\\\\'s\\\\:x.ass" in graph
+
+
+def test_escape_filter_value() -> None:
+    assert escape_filter_value("/a b/c.ass") == "/a b/c.ass"
+    assert escape_filter_value("C:\\x") == "C\\\\:\\\\\\\\x"
+
+
+def test_copy_args() -> None:
+    args = copy_args(MEDIA, Path("/o.mp4"))
+    assert args[args.index("-c:v") + 1] == "copy" and args[args.index("-c:a") + 1] == "copy"
