@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -82,7 +81,7 @@ def main() -> None:
             (inbox / f"clip{index:05d}.mp4").write_bytes(index.to_bytes(4, "big") * 16)
         # cold run first: an empty store, every file is new
         empty_seconds, empty_pending, _ = run_child(config_path)
-        os.remove(config.state_dir / "jobs.sqlite3")
+        (config.state_dir / "jobs.sqlite3").unlink()
         store = SQLiteStore(config.state_dir / "jobs.sqlite3")
         started = time.monotonic()
         for path in sorted(inbox.iterdir()):

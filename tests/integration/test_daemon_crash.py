@@ -138,3 +138,19 @@ def test_sigterm_mid_job_stops_gracefully_and_the_job_resumes(
     second.send_signal(signal.SIGTERM)
     assert second.wait(60) == 0
     assert visible(tmp_path / "out") == ["talk.log.json", "talk.mp4"]
+
+
+def test_sighup_with_a_bad_config_keeps_running(tmp_path: Path, daemons: Daemons) -> None:
+    process = daemons.start()
+    wait_for(lambda: "daemon_started" in daemons.logs(), 30, "start", daemons)
+    good = daemons.config.read_text()
+    daemons.config.write_text(good + "unknown_key: 1\n")
+    process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config_reload_failed" in daemons.logs(), 30, "reload failure", daemons)
+    assert "unknown_key" in daemons.logs()
+    daemons.config.write_text(good.replace("settle_seconds: 0.3", "settle_seconds: 0.4"))
+    process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config_reloaded" in daemons.logs(), 30, "reload", daemons)
+    assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0

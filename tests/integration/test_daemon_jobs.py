@@ -424,3 +424,42 @@ def test_health_reports_folders_running_jobs_and_counts(harness: Harness) -> Non
     assert health["jobs"]["running"] == 1
     harness.backend.gate.set()
     harness.drive(lambda: harness.count(JobState.DONE) == 1)
+
+
+class DeafObserver:
+    """An observer that loses every event (as on a network share without polling)."""
+
+    def schedule(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
+
+
+def test_a_rescan_catches_files_whose_events_were_lost(tmp_path: Path) -> None:
+    from nemod.watch.watcher import FolderWatcher
+
+    config = load(write_config(tmp_path))
+
+    def deaf_watcher(*args: Any, **kwargs: Any) -> FolderWatcher:
+        return FolderWatcher(*args, observer_factory=lambda polling, interval: DeafObserver(),
+                             **kwargs)
+
+    harness = Harness(tmp_path, config, watcher_factory=deaf_watcher)
+    try:
+        harness.daemon.run_once()
+        (harness.inbox / "lost.mp4").write_bytes(b"l")
+        for _ in range(5):
+            harness.daemon.run_once()
+        assert harness.jobs() == []  # no event arrived
+        harness.daemon.request_rescan()
+        harness.drive(lambda: harness.count(JobState.DONE) == 1)
+    finally:
+        harness.daemon.stop(timeout=2)
+        harness.store.close()
