@@ -294,7 +294,7 @@ _EXPORT_WORDS = (
     r"\b(?:export|render|output|save|as|a|an|to|in|into|the|it|video|mp4|file|clean|h\.?264|format|"
     r"with|and|blurred|blur|background|bars|padding|padded|pad|crop|cropped|centre|center|letterbox(?:ed)?|"
     r"fit|inside|vertical|portrait|square|landscape|horizontal|widescreen|tiktok|reels?|shorts|for|make|"
-    r"turn|convert|hd|full)\b|(?<![a-z0-9])(?:480p|720p|1080p|1440p|2160p|4k)(?![a-z0-9])|9:16|16:9|1:1|\d{3,4}\s*[x×]\s*\d{3,4}|"
+    r"turn|convert|hd|full)\b|(?<![a-z0-9])(?:\d{3,4}p|4k)(?![a-z0-9])|9:16|16:9|1:1|\d{3,4}\s*[x×]\s*\d{3,4}|"
     r"导出|输出|转成|做成|竖屏|竖版|横屏|横版|方形|正方形|模糊|背景|留白|视频|为|成"
 )
 _CAPTION_WORDS = (
@@ -314,9 +314,10 @@ def _export(match: re.Match[str]) -> list[Operation]:
     text = match.string
     _check_words(match, _EXPORT_WORDS)
     height = None
-    resolution = re.search(r"(?<![a-z0-9])(480p|720p|1080p|1440p|2160p|4k)(?![a-z0-9])", text)
+    resolution = re.search(r"(?<![a-z0-9])(\d{3,4}p|4k)(?![a-z0-9])", text)
     if resolution:
-        height = _RESOLUTIONS[resolution.group(1)]
+        word = resolution.group(1)
+        height = _RESOLUTIONS.get(word) or int(word.rstrip("p"))
     aspect: Aspect | None = None
     size = re.search(r"\b(\d{3,4})\s*[x×]\s*(\d{3,4})\b", text)
     if size:
@@ -451,7 +452,7 @@ _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Operation]
         (r"(?:normali[sz]e|level|even out)(?: the)?(?: (?:audio|sound|volume|loudness))?(?: (?:loudness|levels?))?"
          r"(?: to (?:-\s*\d+(?:\.\d+)?) ?(?:lufs|db)?)?|loudnorm|ebu r128|(?:响度|音量)(?:标准化|归一化)|标准化(?:响度|音量)", _normalize),
         (r".*(?:export|render|output|save|导出|输出|转成|做成).*|"
-         r"(?:make it |turn it |convert (?:it )?to |as\s*(?:an?\s*)?)?(?:720p|1080p|4k|480p|1440p|2160p|vertical|portrait|square|landscape|horizontal|"
+         r"(?:make it |turn it |convert (?:it )?to |as\s*(?:an?\s*)?)?(?:\d{3,4}p|4k|vertical|portrait|square|landscape|horizontal|"
          r"9:16|16:9|1:1|\d{3,4}\s*[x×]\s*\d{3,4}|竖屏|横屏|方形)(?:\s*(?:mp4|video|format))?"
          r"(?:\s*(?:with\s*(?:a\s*)?)?(?:blurred?\s*(?:background|bars|padding)?|pad(?:ded|ding)?|crop(?:ped)?|letterbox(?:ed)?))?|"
          r"mp4", _export),

@@ -69,6 +69,21 @@ def _even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
+STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
+
+
+def frame_rate(average: float) -> float:
+    """The constant output frame rate for a source averaging ``average`` frames per second:
+    the standard rate it is (within 0.5 %), else the next standard rate above it (a
+    variable-rate phone clip averaging 29.6 becomes 30), at most 60; 30 when unknown."""
+    if not average or average <= 0:
+        return 30.0
+    for rate in STANDARD_RATES:
+        if abs(average - rate) / rate < 0.005:
+            return rate
+    return next((rate for rate in (24.0, 25.0, 30.0, 50.0, 60.0) if rate >= average), 60.0)
+
+
 def source_window(plan: Plan, duration: float) -> tuple[float, float]:
     """The part of a ``duration``-second source left by ``keep`` and ``cut`` (seconds)."""
     start, end = 0.0, duration
@@ -95,7 +110,7 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     """
     analysis = analysis or Analysis()
     name = media.path.name
-    fps = media.fps if media.fps and media.fps < 121 else 30.0
+    fps = frame_rate(media.fps)
     canvas_w, canvas_h = output_size(plan.export, media.width, media.height)
     meta: dict[str, Any] = {
         "canvas": {"w": canvas_w, "h": canvas_h, "fit": plan.export.fit},

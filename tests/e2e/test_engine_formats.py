@@ -1,0 +1,121 @@
+"""The local engine on awkward inputs and with every operation at once (real ffmpeg)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import av
+import pytest
+
+from nemod.backends.base import JobContext, JobRequest
+from nemod.config import EngineSettings, Rule
+from nemod.edits import parse_edit
+from nemod.engine.captions import parse_srt, word_error_rate
+from nemod.engine.local import LocalBackend, LocalEngine
+from nemod.errors import MediaError
+from nemod.media import ffmpeg
+from nemod.media.probe import probe
+from nemod.samples import Talk, make_clip
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _streams(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as container:
+        return len(container.streams.video), len(container.streams.audio)
+
+
+def test_copy_remuxes_without_reencoding(engine: LocalEngine, short_clip: Path, tmp_path: Path) -> None:
+    draft = engine.plan_draft(short_clip, parse_edit("copy"))
+    result = engine.render(draft, {short_clip.name: short_clip}, tmp_path, "copy")
+    command = result.details["ffmpeg_command"]
+    assert command[command.index("-c:v") + 1] == "copy"
+    assert abs(probe(result.video).duration - probe(short_clip).duration) < 0.05
+    assert result.captions == {}
+
+
+def test_every_operation_in_one_pass(engine: LocalEngine, talk_clip: Talk, tmp_path: Path) -> None:
+    music = make_clip(tmp_path / "tone.mp4", width=64, height=64, seconds=3.0)
+    ffmpeg.run(["-y", "-i", str(music), "-vn", "-c:a", "libmp3lame", str(tmp_path / "tone.mp3")])
+    plan = parse_edit(
+        "cut the first 1 s, trim the pauses, speed up 1.5x, add BGM tone.mp3 at 30%, add title 'Hello' "
+        "for 2 s, fade in and out, normalize loudness, add captions, export 360p vertical with blurred background"
+    )
+    draft = json.loads(json.dumps(engine.plan_draft(talk_clip.path, plan)))  # as nemod serve hands it over
+    result = engine.render(
+        draft, {talk_clip.path.name: talk_clip.path, "tone.mp3": tmp_path / "tone.mp3"}, tmp_path, "all"
+    )
+    info = probe(result.video)
+    assert (info.width, info.height) == (360, 640)
+    assert abs(info.duration - draft["d"] / 1000) < 0.15
+    assert info.duration < (talk_clip.duration - 1 - 4) / 1.5 + 0.5
+    assert info.has_audio
+    graph = result.details["ffmpeg_command"][result.details["ffmpeg_command"].index("-filter_complex") + 1]
+    for part in ("ass=", "sidechaincompress", "loudnorm", "atempo=1.5", "boxblur", "concat="):
+        assert part in graph
+    assert parse_srt(result.captions["srt"].read_text(encoding="utf-8"))
+
+
+def test_input_without_sound(engine: LocalEngine, media_dir: Path, tmp_path: Path) -> None:
+    silent = make_clip(media_dir / "silent.mp4", width=320, height=240, seconds=2.0, audio=False)
+    draft = engine.plan_draft(silent, parse_edit("trim the pauses, add captions"))
+    result = engine.render(draft, {silent.name: silent}, tmp_path, "silent")
+    assert _streams(result.video) == (1, 1)
+    assert abs(probe(result.video).duration - 2.0) < 0.1
+    assert parse_srt(result.captions["srt"].read_text(encoding="utf-8")) == []
+
+
+def test_several_sound_tracks_rotation_vfr_and_odd_timestamps(engine: LocalEngine, tmp_path: Path) -> None:
+    base = tmp_path / "odd.mov"
+    ffmpeg.run([
+        "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=4",
+        "-f", "lavfi", "-i", "sine=frequency=440:duration=4:sample_rate=48000",
+        "-f", "lavfi", "-i", "sine=frequency=880:duration=4:sample_rate=44100",
+        "-map", "0:v", "-map", "1:a", "-map", "2:a",
+        "-vf", "setpts='if(lt(N,30),N/30,1+(N-30)/15)/TB'", "-fps_mode", "vfr",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        "-output_ts_offset", "7.3", str(base),
+    ])
+    rotated = tmp_path / "rotated.mov"
+    ffmpeg.run(["-y", "-display_rotation", "90", "-i", str(base), "-map", "0", "-c", "copy", str(rotated)])
+    media = probe(rotated)
+    assert (media.width, media.height, media.audio_streams) == (240, 320, 2)
+    draft = engine.plan_draft(rotated, parse_edit("cut the last 0.5 s, export 480p"))
+    result = engine.render(draft, {rotated.name: rotated}, tmp_path, "odd")
+    info = probe(result.video)
+    assert (info.width, info.height) == (480, 640)
+    assert abs(info.duration - (media.duration - 0.5)) < 0.15
+    assert info.fps in (24.0, 30.0)  # a constant standard rate from a variable-rate source
+
+
+def test_captions_on_real_speech_from_another_speaker(engine: LocalEngine, tmp_path: Path) -> None:
+    clip = tmp_path / "wizard.mp4"
+    ffmpeg.run([
+        "-y", "-f", "lavfi", "-i", "color=c=gray:size=320x240:rate=30",
+        "-i", str(REPO / "tests" / "media" / "stereo_diarization.wav"),
+        "-filter_complex", "[1:a]pan=mono|c0=c0[a]", "-map", "0:v", "-map", "[a]", "-shortest",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip),
+    ])
+    draft = engine.plan_draft(clip, parse_edit("add captions"))
+    result = engine.render(draft, {clip.name: clip}, tmp_path, "wizard")
+    text = " ".join(" ".join(c.lines) for c in parse_srt(result.captions["srt"].read_text(encoding="utf-8")))
+    expected = "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
+    assert word_error_rate(expected, text) <= 0.15, text
+
+
+def test_backend_checkpoints_and_cancel(talk_clip: Talk, short_clip: Path, tmp_path: Path) -> None:
+    backend = LocalBackend(LocalEngine(EngineSettings(preset="ultrafast")))
+    steps: list[str] = []
+    progress: list[tuple[str, float]] = []
+    rule = Rule(name="r", plan=parse_edit("export 240p"))
+    context = JobContext(progress=lambda step, f: progress.append((step, f)), checkpoint=steps.append)
+    rendition = backend.process(JobRequest("j1", short_clip, rule, tmp_path), context)
+    assert steps == ["edit", "render"]
+    assert rendition.video.is_file() and rendition.summary.startswith("Timeline (1 track)")
+    assert ("render", 1.0) in progress
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(MediaError):
+        backend.engine.render(rendition.draft, {short_clip.name: short_clip}, tmp_path, "stopped", cancel=cancel)
