@@ -210,6 +210,9 @@ class EngineSettings:
     preset: str = "veryfast"
     crf: int = 23
     font: str | None = None
+    #: Folder that relative paths in edits (background music) are resolved against: the
+    #: config file's folder (None: the current directory).
+    base_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -616,7 +619,8 @@ def load(
             threads=engine_raw.get("threads", 0),
             preset=engine_raw.get("preset", "veryfast"),
             crf=engine_raw.get("crf", 23),
-            font=engine_raw.get("font"),
+            font=str(_folder(base, engine_raw["font"])) if engine_raw.get("font") else None,
+            base_dir=base,
         ),
         notify=NotifySettings(
             webhooks=tuple(notify_raw.get("webhooks", [])),

@@ -18,7 +18,7 @@ from nemod.pipeline import choose_rule, run_job
 from nemod.progress import ProgressBar
 from nemod.samples import make_talk
 
-DEMO_EDIT = "export 1080p MP4"
+DEMO_EDIT = "trim the pauses, add captions, export 1080p MP4"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

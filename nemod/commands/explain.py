@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from nemod.commands import add_config_option, load_config
-from nemod.engine.timeline import build_draft, summarize
+from nemod.engine.local import LocalEngine
+from nemod.engine.timeline import summarize
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
-from nemod.media.probe import probe
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"  instruction: {rule.instruction}")
     if config.backend == "local":
-        draft = build_draft(rule.plan, probe(source))
+        # The real analysis (VAD, transcription) so the summary shows what would be cut.
+        draft = LocalEngine(config.engine).plan_draft(source, rule.plan)
         print(f"  {summarize(draft)}")
     else:
         print(f"  sent to the {config.backend} backend as written")
