@@ -78,9 +78,9 @@ def frame_rate(average: float) -> float:
     variable-rate phone clip averaging 29.6 becomes 30), at most 60; 30 when unknown."""
     if not average or average <= 0:
         return 30.0
-    for rate in STANDARD_RATES:
-        if abs(average - rate) / rate < 0.005:
-            return rate
+    nearest = min(STANDARD_RATES, key=lambda rate: abs(average - rate))
+    if abs(average - nearest) / nearest < 0.005:
+        return nearest
     return next((rate for rate in (24.0, 25.0, 30.0, 50.0, 60.0) if rate >= average), 60.0)
 
 
