@@ -174,13 +174,13 @@ def _merge(old: Operation, new: Operation) -> Operation:
     """Combine two operations of the same kind; fields set in ``new`` win."""
     if type(old) is not type(new):  # pragma: no cover - callers group by type
         raise TypeError("cannot merge different operations")
-    defaults = type(new)() if type(new) not in (Title, Music) else None
+    defaults: Any = None if isinstance(new, (Title, Music)) else type(new)()
     changes = {}
-    for item in fields(new):  # type: ignore[arg-type]
+    for item in fields(new):
         value = getattr(new, item.name)
         if defaults is None or value != getattr(defaults, item.name):
             changes[item.name] = value
-    return replace(old, **changes)  # type: ignore[type-var]
+    return replace(old, **changes)
 
 
 def _validate(operation: Operation) -> None:
@@ -437,11 +437,11 @@ _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Operation]
         (r"(?:add |put |with |show )?(?:an? |the )?(?:title|text overlay|text|heading|标题|文字)\b.*|"
          r"(?:添加|加上?)(?:标题|文字).*", _title),
         (r".*(?:music|bgm|soundtrack|背景音乐|配乐).*", _music),
-        (rf"(?:cut|trim|remove|drop|skip|delete|去掉|剪掉|删除)\s*(?:off\s*)?(?:the\s*)?"
-         rf"(?:first|last|start|end|beginning|ending|opening|开头|结尾|末尾|最后|前|后)\s*(?:the\s*)?"
-         rf"(?P<n>\d+(?:\.\d+)?)\s*(?P<u>ms|s|secs?|seconds?|秒)?(?:\s*(?:of it|of the video|钟))?|"
-         rf"(?:cut|trim|remove|drop|skip)\s*(?P<n2>\d+(?:\.\d+)?)\s*(?P<u2>s|secs?|seconds?)\s*"
-         rf"(?:from|off|at)\s*(?:the\s*)?(?:start|end|beginning)", _cut_any),
+        (r"(?:cut|trim|remove|drop|skip|delete|去掉|剪掉|删除)\s*(?:off\s*)?(?:the\s*)?"
+         r"(?:first|last|start|end|beginning|ending|opening|开头|结尾|末尾|最后|前|后)\s*(?:the\s*)?"
+         r"(?P<n>\d+(?:\.\d+)?)\s*(?P<u>ms|s|secs?|seconds?|秒)?(?:\s*(?:of it|of the video|钟))?|"
+         r"(?:cut|trim|remove|drop|skip)\s*(?P<n2>\d+(?:\.\d+)?)\s*(?P<u2>s|secs?|seconds?)\s*"
+         r"(?:from|off|at)\s*(?:the\s*)?(?:start|end|beginning)", _cut_any),
         (rf"(?:keep|only keep|trim to|保留)\s*(?:only\s*)?(?:from\s*)?(?P<a>{_TIME})\s*(?:-|–|—|to|until|到|至)\s*(?P<b>{_TIME})(?:\s*only)?", _keep),
         (r"(?:speed(?: it)? up|speed|play|make it|加速|倍速|slow(?: it)? down|放慢|慢放)?\s*(?:the video\s*)?(?:to|by|at)?\s*"
          r"(?P<f>\d+(?:\.\d+)?)\s*(?:x|×|倍)(?:\s*(?:speed|faster|slower|速))?|"
@@ -588,6 +588,6 @@ def describe(plan: Plan) -> list[str]:
     lines = []
     for operation in plan.operations:
         name = next(key for key, kind in NAMES.items() if isinstance(operation, kind))
-        options = ", ".join(f"{item.name}={getattr(operation, item.name)!r}" for item in fields(operation))  # type: ignore[arg-type]
+        options = ", ".join(f"{item.name}={getattr(operation, item.name)!r}" for item in fields(operation))
         lines.append(f"{name}({options})" if options else name)
     return lines

@@ -79,7 +79,7 @@ def retime(words: Sequence[Word], kept: Sequence[tuple[float, float]], speed: fl
 _SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
 _CLAUSE_END = re.compile(r"[,;:，；：、—-]['\")\]]*$")
 _PHRASE_START = frozenset(
-    "and but or so because which who that when while if then to of in on for with".split()
+    ["and", "but", "or", "so", "because", "which", "who", "that", "when", "while", "if", "then", "to", "of", "in", "on", "for", "with"]
 )
 
 
@@ -252,7 +252,7 @@ def _rebalance(groups: list[list[Word]], max_chars: int) -> list[list[Word]]:
 
 
 def _clock(seconds: float, separator: str) -> str:
-    millis = max(0, int(round(seconds * 1000)))
+    millis = max(0, round(seconds * 1000))
     hours, rest = divmod(millis, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)
@@ -323,7 +323,7 @@ def _ass_escape(text: str) -> str:
 
 
 def _ass_clock(seconds: float) -> str:
-    centis = max(0, int(round(seconds * 100)))
+    centis = max(0, round(seconds * 100))
     hours, rest = divmod(centis, 360_000)
     minutes, rest = divmod(rest, 6000)
     secs, centis = divmod(rest, 100)

@@ -8,7 +8,6 @@ in the usual system folders (DejaVu Sans Bold on Debian/Ubuntu: ``fonts-dejavu-c
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +82,7 @@ def find_font(setting: str | None = None, search: tuple[str, ...] = FONT_DIRS) -
         raise PermanentJobError(f"engine.font {setting!r} is not a font file or a folder with fonts.")
     found: dict[str, Path] = {}
     for folder in search:
-        root = Path(os.path.expanduser(folder))
+        root = Path(folder).expanduser()
         if not root.is_dir():
             continue
         for path in root.rglob("*"):

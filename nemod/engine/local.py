@@ -22,7 +22,16 @@ from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
 from nemod.engine.fonts import find_font
 from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
-from nemod.engine.timeline import AUDIO, TEXT, Analysis, Draft, build_draft, draft_cues, has_captions, summarize
+from nemod.engine.timeline import (
+    AUDIO,
+    TEXT,
+    Analysis,
+    Draft,
+    build_draft,
+    draft_cues,
+    has_captions,
+    summarize,
+)
 from nemod.engine.transcribe import Transcriber
 from nemod.engine.vad import SAMPLE_RATE, speech_ranges
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
@@ -57,6 +66,10 @@ def _probe(path: Path) -> MediaInfo:
         raise PermanentJobError(str(exc)) from exc
     if not media.has_video:
         raise PermanentJobError(f"{path.name} has no video stream to edit.")
+    if media.is_still:
+        raise PermanentJobError(
+            f"{path.name} is a still image; this rule edits video (match it with a rule that uses images)."
+        )
     return media
 
 

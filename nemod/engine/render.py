@@ -127,7 +127,7 @@ def render_args(
     for index, name in enumerate(names):
         info = inputs.media[name]
         split_v = f"split={counts[name]}" + "".join(f"[v{index}_{k}]" for k in range(counts[name]))
-        graph.append(f"[{index}:v:0]fps={_number(fps)}," + (split_v if counts[name] > 1 else "null[v{index}_0]".format(index=index)))
+        graph.append(f"[{index}:v:0]fps={_number(fps)}," + (split_v if counts[name] > 1 else f"null[v{index}_0]"))
         if info.has_audio and not mute:
             split_a = f"asplit={counts[name]}" + "".join(f"[a{index}_{k}]" for k in range(counts[name]))
             graph.append(

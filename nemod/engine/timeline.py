@@ -24,7 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from nemod.edits import Captions, Cut, Export, Fade, Keep, Music, Mute, Normalize, Plan, Speed, Title, TrimPauses
+from nemod.edits import (
+    Captions,
+    Cut,
+    Export,
+    Fade,
+    Keep,
+    Music,
+    Mute,
+    Normalize,
+    Plan,
+    Speed,
+    Title,
+    TrimPauses,
+)
 from nemod.engine import captions as caption_rules
 from nemod.engine.captions import Word
 from nemod.engine.vad import kept_ranges
@@ -52,7 +65,7 @@ def output_size(export: Export, width: int, height: int) -> tuple[int, int]:
     export's or the source's. Both sides are even (H.264 4:2:0 needs it).
     """
     aspect = _aspect(export.aspect) if export.aspect else width / height
-    short = export.height or min(width, height)
+    short: float = export.height or min(width, height)
     if aspect >= 1:
         out_w, out_h = short * aspect, short
     else:
@@ -66,7 +79,7 @@ def _aspect(text: str) -> float:
 
 
 def _even(value: float) -> int:
-    return max(2, int(round(value / 2)) * 2)
+    return max(2, round(value / 2) * 2)
 
 
 STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
@@ -98,7 +111,7 @@ def source_window(plan: Plan, duration: float) -> tuple[float, float]:
 
 
 def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) -> Draft:
@@ -135,9 +148,9 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     kept = [(round(a * fps) / fps, min(window[1], round(b * fps) / fps)) for a, b in kept]
     speed: Speed | None = plan.find(Speed)
     factor = speed.factor if speed else 1.0
-    segments = [{"src": name, "s": _ms(a), "e": _ms(b)} for a, b in kept if _ms(b) > _ms(a)]
+    segments: list[dict[str, Any]] = [{"src": name, "s": _ms(a), "e": _ms(b)} for a, b in kept if _ms(b) > _ms(a)]
     total = sum(segment["e"] - segment["s"] for segment in segments)
-    duration = int(round(total / factor))
+    duration = round(total / factor)
     tracks: list[dict[str, Any]] = [{
         "tt": VIDEO, "sg": segments, "d": duration,
         "m": {"name": name, "pauses_cut": cuts, "speed": factor, "mute": plan.find(Mute) is not None},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
@@ -80,7 +81,7 @@ def test_captions_word_error_rate_and_timing(trimmed: tuple[Draft, RenderResult]
         assert 0 < cue.end - cue.start <= 7.0
         assert len(cue.lines) <= 2
         assert all(len(line) <= 42 for line in cue.lines)
-    assert all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
 
 
 def _flash_times(path: Path) -> list[float]:
