@@ -510,6 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "instructions": dict(self.service.instruction_counts),
                     "received": dict(self.service.received_counts),
+                    "work": list(self.service.work),
                     "renders": dict(self.service.render_counts),
                 }
             )

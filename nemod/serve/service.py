@@ -174,6 +174,8 @@ class Service:
         self.instruction_counts: dict[str, int] = {}
         #: Instructions received per session id, including refused ones (e.g. code 2001).
         self.received_counts: dict[str, int] = {}
+        #: Seconds of engine work done: {"kind": "edit"|"render", "session", "seconds"}.
+        self.work: list[dict[str, Any]] = []
         self.render_counts: dict[str, int] = {}
         self.sessions_dir = settings.data_dir / "sessions"
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
@@ -319,9 +321,11 @@ class Service:
 
     def _run_edit(self, session: ServerSession, edit: Edit, cost: int) -> None:
         charged = False
+        started = time.monotonic()
         try:
             with session.busy:
                 charged = self._apply_edit(session, edit)
+                self._log_work("edit", session, started)
         except Exception as exc:  # noqa: BLE001 - any engine failure is the edit's answer
             edit.answer = f"I encountered a problem editing the video: {type(exc).__name__}: {exc}"
         finally:
@@ -418,6 +422,7 @@ class Service:
                 render.set_status("failed", "server stopping")
                 return
             render.set_status("processing")
+            started = time.monotonic()
             work = session.folder / "renders" / render.render_id
             work.mkdir(parents=True, exist_ok=True)
             try:
@@ -431,7 +436,13 @@ class Service:
                 render.set_status("failed", "render failed (injected fault)")
                 return
             render.video = result.video
+            self._log_work("render", session, started)
             render.set_status("completed")
+
+    def _log_work(self, kind: str, session: ServerSession, started: float) -> None:
+        seconds = time.monotonic() - started
+        with self._lock:
+            self.work.append({"kind": kind, "session": session.session_id, "seconds": seconds})
 
     # --- threads -------------------------------------------------------------------------
 

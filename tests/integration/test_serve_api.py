@@ -228,7 +228,7 @@ def test_admin_needs_its_token_and_controls_faults(http: httpx.Client, server: N
     http.post("/admin/credits", headers=admin, json={"available": 7})
     assert http.get("/api/credits/balance/simple", headers=auth).json()["data"]["available"] == 7
     stats = http.get("/admin/stats", headers=admin).json()["data"]
-    assert set(stats) == {"instructions", "received", "renders"}
+    assert set(stats) == {"instructions", "received", "renders", "work"}
     known = http.get("/admin/faults", headers=admin).json()["data"]["known"]
     assert "drop_sse" in known and "slow_heartbeats" in known
     assert http.delete("/admin/faults", headers=admin).json()["data"]["armed"] == {}
