@@ -364,10 +364,11 @@ class NemoClient:
                 headers={"Accept": "text/event-stream"},
             )
         except BackendError as exc:
-            if isinstance(exc.__cause__, httpx.TimeoutException) and not isinstance(
-                exc.__cause__, httpx.ConnectTimeout
+            cause = exc.__cause__
+            if isinstance(cause, httpx.TransportError) and not isinstance(
+                cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
             ):
-                # Sent, but no answer: the instruction may be running.
+                # The request went out but no answer came back: it may be running.
                 return StreamResult(ended="dropped")
             raise
         result = StreamResult()
@@ -418,9 +419,7 @@ class NemoClient:
         output = body.get("output") or data.get("output") or {}
         url = output.get("url") if isinstance(output, dict) else None
         message = str(body.get("message") or data.get("message") or body.get("error") or "")
-        return RenderStatus(
-            render_id, status, url if isinstance(url, str) and url else None, message
-        )
+        return RenderStatus(render_id, status, url if isinstance(url, str) and url else None, message)
 
     def download(self, url_or_path: str, destination: Path) -> int:
         """Stream an export to ``destination``; returns the bytes written.
@@ -437,9 +436,7 @@ class NemoClient:
                 "GET",
                 url_or_path,
                 headers=headers,
-                timeout=httpx.Timeout(
-                    self.policy.upload_timeout, connect=self.policy.connect_timeout
-                ),
+                timeout=httpx.Timeout(self.policy.upload_timeout, connect=self.policy.connect_timeout),
             ) as response:
                 _require_ok(response)
                 with destination.open("wb") as handle:
@@ -482,8 +479,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
         body = response.json()
     except ValueError as exc:
         raise BackendError(
-            "the NemoVideo service answered something that is not JSON "
-            f"(HTTP {response.status_code})",
+            f"the NemoVideo service answered something that is not JSON (HTTP {response.status_code})",
             status=response.status_code,
         ) from exc
     if not isinstance(body, dict):

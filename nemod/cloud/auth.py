@@ -63,6 +63,7 @@ class TokenStore:
         self.api_url = api_url.rstrip("/")
         self.env = dict(os.environ if env is None else env)
         self.now = now
+        self._client_id: str | None = None
 
     @property
     def token_file(self) -> Path:
@@ -74,6 +75,11 @@ class TokenStore:
         configured = self.env.get("NEMO_CLIENT_ID", "").strip()
         if configured:
             return configured
+        if self._client_id is None:
+            self._client_id = self._stored_client_id()
+        return self._client_id
+
+    def _stored_client_id(self) -> str:
         path = self.folder / "client_id"
         try:
             stored = path.read_text(encoding="utf-8").strip()

@@ -131,9 +131,7 @@ def job_error(exc: BackendError, policy: JobPolicy) -> JobError:
         return PermanentJobError(str(exc))
     if code == 4001:
         accepted = ", ".join(sorted(ACCEPTED_EXTENSIONS))
-        return PermanentJobError(
-            f"NemoVideo does not accept this file type (accepted: {accepted})."
-        )
+        return PermanentJobError(f"NemoVideo does not accept this file type (accepted: {accepted}).")
     if code == 4002:
         limit = CLOUD_MAX_BYTES // 1_000_000
         return PermanentJobError(
@@ -145,8 +143,7 @@ def job_error(exc: BackendError, policy: JobPolicy) -> JobError:
         )
     if status == 403:
         return PermanentJobError(
-            "The NemoVideo token lacks the scope this step needs (HTTP 403); "
-            "retrying will not help."
+            "The NemoVideo token lacks the scope this step needs (HTTP 403); retrying will not help."
         )
     if status == 400:
         return PermanentJobError(str(exc))
@@ -293,9 +290,7 @@ class CloudBackend:
 
     # --- the instruction -----------------------------------------------------------------
 
-    def _edit(
-        self, sid: str, request: JobRequest, context: JobContext
-    ) -> tuple[dict[str, Any], str]:
+    def _edit(self, sid: str, request: JobRequest, context: JobContext) -> tuple[dict[str, Any], str]:
         """Send the rule's instruction once; return the confirmed state and the text answer."""
         ledger = context.ledger
         attempt, row = _latest_instruction(ledger, sid)
@@ -366,9 +361,7 @@ class CloudBackend:
             delay=self.policy.retry_delay,
         )
 
-    def _settle(
-        self, sid: str, context: JobContext, state: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def _settle(self, sid: str, context: JobContext, state: dict[str, Any] | None = None) -> dict[str, Any]:
         """Re-read the state until two reads agree (a second stage may still be adding BGM
         and a title), at most ``confirm_reads`` times; return the last state."""
         current = state if state is not None else self.client.state(sid)
@@ -460,10 +453,6 @@ class CloudBackend:
         if self._sleep is not None:
             self._sleep(seconds)
         elif context.cancel.wait(seconds):
-            raise RetryableJobError(
-                "cancelled while waiting for NemoVideo; the job resumes later", delay=0
-            )
+            raise RetryableJobError("cancelled while waiting for NemoVideo; the job resumes later", delay=0)
         if context.cancel.is_set():
-            raise RetryableJobError(
-                "cancelled while waiting for NemoVideo; the job resumes later", delay=0
-            )
+            raise RetryableJobError("cancelled while waiting for NemoVideo; the job resumes later", delay=0)

@@ -70,9 +70,7 @@ def _part(part: dict[str, Any], partial: bool, invocation: str) -> AgentEvent:
         return AgentEvent("function_call", name=str(call.get("name", "")), invocation_id=invocation)
     answer = part.get("functionResponse") or part.get("function_response")
     if isinstance(answer, dict):
-        return AgentEvent(
-            "function_response", name=str(answer.get("name", "")), invocation_id=invocation
-        )
+        return AgentEvent("function_response", name=str(answer.get("name", "")), invocation_id=invocation)
     return AgentEvent("other", invocation_id=invocation)
 
 

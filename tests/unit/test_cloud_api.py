@@ -289,3 +289,13 @@ def test_failed_download_removes_the_partial_file(tmp_path: Path) -> None:
     with client(tmp_path, api) as nemo, pytest.raises(BackendError):
         nemo.download("/v.mp4", tmp_path / "a.mp4")
     assert not (tmp_path / "a.mp4").exists()
+
+
+def test_run_sse_without_any_answer_counts_as_dropped_but_unsent_raises(tmp_path: Path) -> None:
+    api = Api({"POST /run_sse": [httpx.RemoteProtocolError("server vanished")]})
+    with client(tmp_path, api) as nemo:
+        assert nemo.run_sse("s1", "edit").ended == "dropped"  # it may be running: never resend
+    api = Api({"POST /run_sse": [httpx.ConnectError("refused")]})
+    with client(tmp_path, api) as nemo, pytest.raises(BackendError):
+        nemo.run_sse("s1", "edit")  # never reached the service: safe to send later
+    assert len([r for r in api.requests if r.url.path == "/run_sse"]) == 1
