@@ -12,6 +12,7 @@ import ipaddress
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -90,6 +91,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _interrupt(signal_number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C; exit 0."""
     logs.configure(args.log_level)
@@ -137,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
         f"nemod serve: listening on {server.url} (data in {folder}; admin token in {admin_file})",
         flush=True,
     )
+    # Stop cleanly on SIGTERM (systemd, docker) and on SIGINT even when started in the
+    # background, where SIGINT arrives ignored.
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

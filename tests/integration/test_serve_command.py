@@ -35,7 +35,7 @@ def test_serve_process_starts_answers_and_stops(tmp_path: Path) -> None:
         assert stats.json()["code"] == 0
         assert admin not in line
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=20)
     assert process.returncode == 0, errors
 
