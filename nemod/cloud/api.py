@@ -189,10 +189,15 @@ class NemoClient:
                 self._token = self.tokens.current() or self.acquire_anonymous_token()
             return self._token.value
 
-    def _token_rejected(self) -> None:
-        """Handle code 1001: forget the anonymous token (or stop for a configured one)."""
+    def _token_rejected(self, used: str | None) -> None:
+        """Handle code 1001 for the token ``used``: forget it (or stop for a configured one).
+
+        When another thread already replaced it, the new token is simply used.
+        """
         with self._lock:
             current = self._token or self.tokens.current()
+            if current is not None and used is not None and current.value != used:
+                return
             if current is not None and current.configured:
                 raise BackendError(
                     "the configured NEMO_TOKEN was rejected as invalid or expired (code 1001); "
@@ -226,8 +231,9 @@ class NemoClient:
         attempt = 0
         while True:
             request_headers = {"X-Client-Id": self.tokens.client_id(), **(headers or {})}
-            if authenticated:
-                request_headers["Authorization"] = f"Bearer {self._bearer()}"
+            used = self._bearer() if authenticated else None
+            if used is not None:
+                request_headers["Authorization"] = f"Bearer {used}"
             request = self._http.build_request(
                 method,
                 path,
@@ -267,7 +273,7 @@ class NemoClient:
                     continue
                 raise BackendError(f"the NemoVideo service failed (HTTP {status})", status=status)
             if code == 1001 and authenticated and not token_renewed:
-                self._token_rejected()
+                self._token_rejected(used)
                 token_renewed = True
                 continue
             if code:

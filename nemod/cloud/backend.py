@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -190,7 +191,8 @@ class CloudBackend:
             policy=client_policy or ClientPolicy(stream_limit=settings.sse_timeout_seconds),
         )
         self.log = log if log is not None else structlog.get_logger("nemod.cloud")
-        self._last_render_id = ""
+        self._last_render_stamp = 0
+        self._render_id_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -409,11 +411,12 @@ class CloudBackend:
             render_id = None
 
     def _new_render_id(self) -> str:
-        candidate = f"render_{int(self.clock() * 1000)}"
-        if candidate <= self._last_render_id:
-            candidate = f"{self._last_render_id}_1"
-        self._last_render_id = candidate
-        return candidate
+        """A fresh ``render_<ms timestamp>``, strictly increasing across this backend's jobs
+        (several workers may start renders in the same millisecond)."""
+        with self._render_id_lock:
+            stamp = max(int(self.clock() * 1000), self._last_render_stamp + 1)
+            self._last_render_stamp = stamp
+        return f"render_{stamp}"
 
     def _poll(self, render_id: str, context: JobContext) -> RenderStatus:
         for index in range(self.policy.max_polls):

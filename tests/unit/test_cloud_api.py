@@ -50,15 +50,27 @@ class Api:
         return answer
 
 
-def client(tmp_path: Path, api: Api, *, env: dict[str, str] | None = None,
-           sleeps: list[float] | None = None, policy: ClientPolicy = POLICY,
-           monotonic: Callable[[], float] | None = None) -> NemoClient:
+def client(
+    tmp_path: Path,
+    api: Api,
+    *,
+    env: dict[str, str] | None = None,
+    sleeps: list[float] | None = None,
+    policy: ClientPolicy = POLICY,
+    monotonic: Callable[[], float] | None = None,
+) -> NemoClient:
     store = TokenStore(tmp_path, API, env=env or {"NEMO_CLIENT_ID": "client-1"})
     kwargs: dict[str, Any] = {}
     if monotonic is not None:
         kwargs["monotonic"] = monotonic
-    return NemoClient(API, store, transport=httpx.MockTransport(api), policy=policy,
-                      sleep=(sleeps.append if sleeps is not None else lambda s: None), **kwargs)
+    return NemoClient(
+        API,
+        store,
+        transport=httpx.MockTransport(api),
+        policy=policy,
+        sleep=(sleeps.append if sleeps is not None else lambda s: None),
+        **kwargs,
+    )
 
 
 def test_envelope_headers_and_token_reuse(tmp_path: Path) -> None:
@@ -117,8 +129,15 @@ def test_429_waits_thirty_seconds_and_retries_once(tmp_path: Path) -> None:
 
 def test_5xx_and_connection_errors_retry_reads_with_backoff(tmp_path: Path) -> None:
     sleeps: list[float] = []
-    api = Api({"GET /api/state/nemo_agent/me/s1/latest": [
-        httpx.Response(503), httpx.ConnectError("refused"), ok({"state": {"draft": {}}})]})
+    api = Api(
+        {
+            "GET /api/state/nemo_agent/me/s1/latest": [
+                httpx.Response(503),
+                httpx.ConnectError("refused"),
+                ok({"state": {"draft": {}}}),
+            ]
+        }
+    )
     with client(tmp_path, api, sleeps=sleeps) as nemo:
         assert nemo.state("s1") == {"draft": {}}
     assert sleeps == [1.0, 2.0]
@@ -139,11 +158,18 @@ def test_calls_that_cost_or_start_work_are_never_retried(tmp_path: Path) -> None
     assert body["output"] == {"format": "mp4", "quality": "high"}
 
 
-@pytest.mark.parametrize(("answer", "code", "status"), [
-    (fail(1002), 1002, 200), (fail(2001), 2001, 200), (fail(4001), 4001, 200),
-    (fail(4002, 413), 4002, 413), (httpx.Response(402, json={"message": "plan"}), None, 402),
-    (httpx.Response(403, text="no"), None, 403), (httpx.Response(400, json={}), None, 400),
-])
+@pytest.mark.parametrize(
+    ("answer", "code", "status"),
+    [
+        (fail(1002), 1002, 200),
+        (fail(2001), 2001, 200),
+        (fail(4001), 4001, 200),
+        (fail(4002, 413), 4002, 413),
+        (httpx.Response(402, json={"message": "plan"}), None, 402),
+        (httpx.Response(403, text="no"), None, 403),
+        (httpx.Response(400, json={}), None, 400),
+    ],
+)
 def test_error_answers_become_typed_backend_errors(
     tmp_path: Path, answer: httpx.Response, code: int | None, status: int
 ) -> None:
@@ -175,9 +201,12 @@ class StreamingReceiver(httpx.BaseTransport):
         if request.url.path == "/api/auth/anonymous-token":
             return ok({"token": "nmv_usr_t"})
         sizes = [len(chunk) for chunk in request.stream]  # type: ignore[union-attr]
-        self.seen = {"largest": max(sizes), "total": sum(sizes),
-                     "length": int(request.headers["Content-Length"]),
-                     "type": request.headers["Content-Type"]}
+        self.seen = {
+            "largest": max(sizes),
+            "total": sum(sizes),
+            "length": int(request.headers["Content-Length"]),
+            "type": request.headers["Content-Type"],
+        }
         return ok({"files": []})
 
 
@@ -204,32 +233,46 @@ def adk_text(text: str) -> str:
 
 def test_run_sse_parses_the_event_stream(tmp_path: Path) -> None:
     body = sse_body(
-        "event: heartbeat", "data: {}", "",
-        "data: ", "",
-        'data: {"content": {"parts": [{"functionCall": {"name": "edit"}}]}}', "",
+        "event: heartbeat",
+        "data: {}",
+        "",
+        "data: ",
+        "",
+        'data: {"content": {"parts": [{"functionCall": {"name": "edit"}}]}}',
+        "",
         adk_text("Done, click Export."),
     )
-    api = Api({"POST /run_sse": httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, content=body)})
+    api = Api(
+        {"POST /run_sse": httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)}
+    )
     with client(tmp_path, api) as nemo:
         result = nemo.run_sse("s1", "trim the pauses")
     assert result.ended == "closed" and result.answer == "Done, click Export."
     assert result.function_calls == ["edit"] and result.heartbeats == 2
     sent = json.loads(api.requests[-1].content)
-    assert sent == {"app_name": "nemo_agent", "user_id": "me", "session_id": "s1",
-                    "new_message": {"parts": [{"text": "trim the pauses"}]}}
+    assert sent == {
+        "app_name": "nemo_agent",
+        "user_id": "me",
+        "session_id": "s1",
+        "new_message": {"parts": [{"text": "trim the pauses"}]},
+    }
     assert api.requests[-1].headers["Accept"] == "text/event-stream"
 
 
 class Broken(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
-        yield b'event: heartbeat\ndata: {}\n\n'
+        yield b"event: heartbeat\ndata: {}\n\n"
         raise httpx.RemoteProtocolError("peer closed connection")
 
 
 def test_run_sse_reports_a_dropped_connection_without_retrying(tmp_path: Path) -> None:
-    api = Api({"POST /run_sse": lambda request: httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, stream=Broken())})
+    api = Api(
+        {
+            "POST /run_sse": lambda request: httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, stream=Broken()
+            )
+        }
+    )
     with client(tmp_path, api) as nemo:
         result = nemo.run_sse("s1", "edit")
     assert result.ended == "dropped" and not result.has_text
@@ -239,8 +282,9 @@ def test_run_sse_reports_a_dropped_connection_without_retrying(tmp_path: Path) -
 def test_run_sse_heartbeats_only_for_too_long_is_a_timeout(tmp_path: Path) -> None:
     ticks = iter(range(0, 10_000, 100))
     body = sse_body(*(["event: heartbeat", "data: {}", ""] * 20))
-    api = Api({"POST /run_sse": httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, content=body)})
+    api = Api(
+        {"POST /run_sse": httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)}
+    )
     policy = ClientPolicy(heartbeat_only_limit=600.0)
     with client(tmp_path, api, policy=policy, monotonic=lambda: float(next(ticks))) as nemo:
         result = nemo.run_sse("s1", "edit")
@@ -255,11 +299,14 @@ def test_run_sse_refusals_raise(tmp_path: Path) -> None:
 
 
 def test_render_status_reads_top_level_or_data(tmp_path: Path) -> None:
-    api = Api({
-        "GET /api/render/proxy/lambda/render_1": httpx.Response(
-            200, json={"status": "completed", "output": {"url": "https://cdn.test/v.mp4"}}),
-        "GET /api/render/proxy/lambda/render_2": ok({"status": "processing"}),
-    })
+    api = Api(
+        {
+            "GET /api/render/proxy/lambda/render_1": httpx.Response(
+                200, json={"status": "completed", "output": {"url": "https://cdn.test/v.mp4"}}
+            ),
+            "GET /api/render/proxy/lambda/render_2": ok({"status": "processing"}),
+        }
+    )
     with client(tmp_path, api) as nemo:
         done = nemo.render_status("render_1")
         running = nemo.render_status("render_2")
@@ -271,8 +318,13 @@ def test_download_sends_the_token_only_to_the_api_host(tmp_path: Path) -> None:
     def video(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"video-bytes")
 
-    api = Api({"GET /v.mp4": video, "GET /api/render/proxy/render_1/download": video,
-               "GET /api/credits/balance/simple": ok({})})
+    api = Api(
+        {
+            "GET /v.mp4": video,
+            "GET /api/render/proxy/render_1/download": video,
+            "GET /api/credits/balance/simple": ok({}),
+        }
+    )
     with client(tmp_path, api) as nemo:
         nemo.balance()
         assert nemo.download("https://cdn.test/v.mp4", tmp_path / "a.mp4") == 11
@@ -299,3 +351,12 @@ def test_run_sse_without_any_answer_counts_as_dropped_but_unsent_raises(tmp_path
     with client(tmp_path, api) as nemo, pytest.raises(BackendError):
         nemo.run_sse("s1", "edit")  # never reached the service: safe to send later
     assert len([r for r in api.requests if r.url.path == "/run_sse"]) == 1
+
+
+def test_a_token_renewed_by_another_thread_is_not_renewed_again(tmp_path: Path) -> None:
+    api = Api({"GET /api/credits/balance/simple": ok({})})
+    with client(tmp_path, api) as nemo:
+        nemo.balance()
+        nemo._token_rejected("nmv_usr_an_older_token")  # someone else already renewed
+        nemo.balance()
+    assert api.tokens_issued == 1

@@ -15,17 +15,20 @@ from nemod.errors import BackendError, PermanentJobError, RetryableJobError, Wai
 POLICY = JobPolicy(credits_recheck_seconds=600.0, retry_delay=60.0, rate_limit_delay=30.0)
 
 
-@pytest.mark.parametrize(("error", "kind", "words"), [
-    (BackendError("x", code=2001), WaitingError, "credits"),
-    (BackendError("token bad", code=1001), PermanentJobError, "token bad"),
-    (BackendError("x", code=4001), PermanentJobError, "mp4"),
-    (BackendError("x", code=4002), PermanentJobError, "500 MB"),
-    (BackendError("x", status=402), PermanentJobError, "plan cannot export"),
-    (BackendError("x", status=403), PermanentJobError, "scope"),
-    (BackendError("x", status=429), RetryableJobError, ""),
-    (BackendError("x", status=503), RetryableJobError, ""),
-    (BackendError("cannot reach"), RetryableJobError, "cannot reach"),
-])
+@pytest.mark.parametrize(
+    ("error", "kind", "words"),
+    [
+        (BackendError("x", code=2001), WaitingError, "credits"),
+        (BackendError("token bad", code=1001), PermanentJobError, "token bad"),
+        (BackendError("x", code=4001), PermanentJobError, "mp4"),
+        (BackendError("x", code=4002), PermanentJobError, "500 MB"),
+        (BackendError("x", status=402), PermanentJobError, "plan cannot export"),
+        (BackendError("x", status=403), PermanentJobError, "scope"),
+        (BackendError("x", status=429), RetryableJobError, ""),
+        (BackendError("x", status=503), RetryableJobError, ""),
+        (BackendError("cannot reach"), RetryableJobError, "cannot reach"),
+    ],
+)
 def test_api_errors_map_to_the_reference_recovery(
     error: BackendError, kind: type[Exception], words: str
 ) -> None:
@@ -59,8 +62,12 @@ def test_below_min_credits_the_job_waits_and_nothing_is_spent(tmp_path: Path) ->
         return httpx.Response(200, json={"code": 0, "data": {"available": 40, "frozen": 0, "total": 40}})
 
     backend = CloudBackend(
-        CloudSettings(api_url="https://api.test", min_credits=50), tmp_path, env={},
-        transport=httpx.MockTransport(api), sleep=lambda seconds: None, job_policy=POLICY,
+        CloudSettings(api_url="https://api.test", min_credits=50),
+        tmp_path,
+        env={},
+        transport=httpx.MockTransport(api),
+        sleep=lambda seconds: None,
+        job_policy=POLICY,
     )
     source = tmp_path / "a.mp4"
     source.write_bytes(b"x")
@@ -72,3 +79,18 @@ def test_below_min_credits_the_job_waits_and_nothing_is_spent(tmp_path: Path) ->
         backend.close()
     assert caught.value.reason == "credits" and "40" in str(caught.value)
     assert paths == ["/api/auth/anonymous-token", "/api/credits/balance/simple"]
+
+
+def test_render_ids_are_fresh_even_within_one_millisecond(tmp_path: Path) -> None:
+    backend = CloudBackend(
+        CloudSettings(api_url="https://api.test"),
+        tmp_path,
+        env={},
+        clock=lambda: 1234.5678,
+        transport=httpx.MockTransport(lambda r: httpx.Response(500)),
+    )
+    try:
+        ids = [backend._new_render_id() for _ in range(3)]
+    finally:
+        backend.close()
+    assert ids == ["render_1234567", "render_1234568", "render_1234569"]
