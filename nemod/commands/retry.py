@@ -1,13 +1,19 @@
-"""``nemod retry``: queue a failed job again (or every failed job)."""
+"""``nemod retry``: queue a failed job again (or every failed job).
+
+A source that was moved to its failed folder is moved back to where it was found
+(and its ``.error.txt`` removed), so the job can read it again.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from typing import Any
 
 from nemod.commands import add_config_option, load_config
+from nemod.config import Config
 from nemod.errors import NemodError
-from nemod.store import open_store
+from nemod.store import Job, JobState, open_store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -20,27 +26,42 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Queue the job(s); exit 1 when the job is unknown or not failed.
+def restore_source(config: Config, job: Job) -> bool:
+    """Move a failed job's source back from the failed folder; True when it was moved."""
+    source = job.source.resolve()
+    watch = next((w for w in config.watches if str(w.path) == job.source.root), None)
+    if watch is None or source.exists():
+        return False
+    parked = watch.failed / job.source.relative
+    if not parked.is_file():
+        return False
+    source.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(parked), str(source))
+    parked.with_name(f"{parked.stem}.error.txt").unlink(missing_ok=True)
+    return True
 
-    A job whose source was moved to the failed folder needs the file put back in the
-    watched folder first (the job remembers the original path).
-    """
+
+def run(args: argparse.Namespace) -> int:
+    """Queue the job(s); exit 1 when the job is unknown or not failed."""
     config = load_config(args, check_folders=False)
     store = open_store(config.state_dir)
     try:
         if args.failed:
-            count = store.retry(None)
-            print(f"queued {count} failed job{'s' if count != 1 else ''} again")
-            return 0
-        text = str(args.job).removeprefix("job-")
-        if not text.isdigit():
-            raise NemodError(f"not a job id: {args.job}")
-        if store.retry(int(text)) != 1:
+            failed = store.jobs(JobState.FAILED, limit=1_000_000)
+        else:
+            text = str(args.job).removeprefix("job-")
+            if not text.isdigit():
+                raise NemodError(f"not a job id: {args.job}")
             job = store.get(int(text))
-            what = f"is {job.label}" if job else "does not exist"
-            raise NemodError(f"job {text} {what}; only failed jobs can be retried")
-        print(f"queued job {text} again")
+            if job is None or job.state is not JobState.FAILED:
+                what = f"is {job.label}" if job else "does not exist"
+                raise NemodError(f"job {text} {what}; only failed jobs can be retried")
+            failed = [job]
+        for job in failed:
+            restore_source(config, job)
+            store.retry(job.id)
+        plural = "s" if len(failed) != 1 else ""
+        print(f"queued {len(failed)} failed job{plural} again")
         return 0
     finally:
         store.close()

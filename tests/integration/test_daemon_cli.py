@@ -59,9 +59,16 @@ def test_retry_one_or_all(config_path: Path, capsys: pytest.CaptureFixture[str])
     done_id, failed_id, _ = seed(config_path)
     assert main(["retry", "-c", str(config_path), str(done_id)]) == 1
     assert "only failed jobs" in capsys.readouterr().err
+    config = load(config_path)
+    parked = config.watches[0].failed / "b.mp4"
+    parked.parent.mkdir(parents=True)
+    parked.write_bytes(b"b")
+    parked.with_name("b.error.txt").write_text("b.mp4 is corrupt.\n")
     assert main(["retry", "-c", str(config_path), f"job-{failed_id}"]) == 0
+    assert (config.watches[0].path / "b.mp4").read_bytes() == b"b"  # moved back
+    assert not parked.exists() and not parked.with_name("b.error.txt").exists()
     assert main(["retry", "-c", str(config_path), "--failed"]) == 0
-    assert "queued 0 failed jobs" in capsys.readouterr().out
+    assert "queued 0 failed jobs" in capsys.readouterr().out.splitlines()[-1]
     store = open_store(load(config_path).state_dir)
     try:
         job = store.get(failed_id)
