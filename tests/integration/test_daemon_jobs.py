@@ -463,3 +463,46 @@ def test_a_rescan_catches_files_whose_events_were_lost(tmp_path: Path) -> None:
     finally:
         harness.daemon.stop(timeout=2)
         harness.store.close()
+
+
+def test_a_file_still_open_for_writing_is_not_started(harness: Harness) -> None:
+    path = harness.inbox / "open.mp4"
+    with path.open("wb") as handle:
+        handle.write(b"o" * 100)
+        handle.flush()
+        with structlog.testing.capture_logs() as logs:
+            harness.drive(lambda: any(e["event"] == "file_still_open" for e in logs))
+        assert harness.jobs() == []
+    harness.drive(lambda: harness.count(JobState.DONE) == 1)
+
+
+class PaidBackend(FakeBackend):
+    """Like a cloud backend: records a paid call in the ledger before and after making it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+        self.resumed_from: list[str | None] = []
+
+    def process(self, request: JobRequest, context: JobContext) -> Rendition:
+        entry = context.ledger.get("render")
+        self.resumed_from.append(entry.remote_id if entry else None)
+        if entry is None or entry.remote_id is None:
+            context.ledger.record("render")
+            self.sent += 1
+            context.ledger.record("render", f"r-{self.sent}")
+            raise RetryableJobError("connection reset while polling the render")
+        return super().process(request, context)
+
+
+def test_a_paid_call_is_not_sent_again_when_the_job_resumes(tmp_path: Path) -> None:
+    config = load(write_config(tmp_path))
+    harness = Harness(tmp_path, config, backend=PaidBackend())
+    try:
+        (harness.inbox / "cloud.mp4").write_bytes(b"c")
+        harness.drive(lambda: harness.count(JobState.DONE) == 1)
+        assert harness.backend.sent == 1
+        assert harness.backend.resumed_from == [None, "r-1"]
+    finally:
+        harness.daemon.stop(timeout=2)
+        harness.store.close()
