@@ -14,6 +14,9 @@ called as ``on_event(name, job)`` with ``name`` one of ``queued``, ``started``,
 ``done``, ``failed``, ``retrying``, ``waiting``; exceptions it raises are logged and
 ignored. :meth:`Daemon.health` returns a small dict for health checks, and
 :attr:`Daemon.store` answers queries (counts by state, running jobs, failures).
+``service=`` takes the service runtime (:class:`nemod.service.runtime.ServiceHooks`:
+sd_notify, beacon, status endpoint, processing windows), called when the loop starts,
+after every iteration, before a claimed job starts (``hold``) and when it stops.
 """
 
 from __future__ import annotations

@@ -249,11 +249,13 @@ class FolderWatcher:
         """Look at every file of the tree (or below ``start``); returns how many were seen."""
         if not self.reachable:
             return 0
-        count = 0
+        walked: set[str] = set()
         for relative in self._walk(start):
             self._consider(relative, now)
-            count += 1
-        return count
+            walked.add(relative)
+        if not start:  # a full scan: forget files that left the folder (bounded memory)
+            self._seen = {key: value for key, value in self._seen.items() if key in walked}
+        return len(walked)
 
     def poll(self, now: float) -> list[FoundFile]:
         """Take in events, re-check pending files, return the ones that just settled."""
