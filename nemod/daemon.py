@@ -387,7 +387,9 @@ class Daemon:
             ):
                 self._lose(active)
                 raise LeaseLostError(f"{job.key} was taken over")
-            if self._stopping.is_set():
+            if self._stopping.is_set() and step != "publish":
+                # Stop before the next expensive step; a finished render is still
+                # published (quick) rather than thrown away.
                 raise _Stopping(f"stopping before {step}")
 
         def progress(step: str, fraction: float) -> None:
