@@ -269,6 +269,17 @@ class Daemon:
         self._log.info("daemon_stopped", clean=clean)
         return clean
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds (wall time) for the running jobs to end; True when
+        none is left. For tests and tools that drive :meth:`run_once` themselves."""
+        deadline = time.monotonic() + timeout
+        for active in self._snapshot():
+            if not active.done.wait(max(0.0, deadline - time.monotonic())):
+                return False
+            if active.thread is not None:
+                active.thread.join(max(0.0, deadline - time.monotonic()))
+        return True
+
     def _join(self, active: _Active, deadline: float) -> None:
         if active.thread is not None:
             active.thread.join(max(0.0, deadline - self.clock()))
