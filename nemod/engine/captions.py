@@ -97,7 +97,12 @@ def _join(words: Sequence[Word]) -> str:
 
 
 def _is_cjk(char: str) -> bool:
-    return bool(char) and "\u3000" <= char <= "\u9fff"
+    return bool(char) and ("\u3000" <= char <= "\u9fff" or "\uac00" <= char <= "\ud7af")
+
+
+def has_cjk(text: str) -> bool:
+    """True when ``text`` has Chinese, Japanese or Korean characters."""
+    return any(_is_cjk(char) for char in text)
 
 
 def _boundary_score(words: Sequence[Word], index: int) -> float:

@@ -67,8 +67,13 @@ def family_name(path: Path) -> str:
     return path.stem
 
 
-def find_font(setting: str | None = None, search: tuple[str, ...] = FONT_DIRS) -> Font:
-    """The font to burn text with: ``setting`` (file or folder) or a system sans font.
+#: Fonts with Chinese/Japanese/Korean glyphs, tried first for text that needs them.
+CJK_HINTS = ("notosanscjk", "notosanssc", "sourcehansans", "wqy", "droidsansfallback", "pingfang", "msyh", "simhei")
+
+
+def find_font(setting: str | None = None, search: tuple[str, ...] = FONT_DIRS, *, cjk: bool = False) -> Font:
+    """The font to burn text with: ``setting`` (file or folder) or a system sans font; with
+    ``cjk``, a system font with CJK glyphs when one is installed.
 
     Raises :class:`PermanentJobError` when none is found.
     """
@@ -88,6 +93,11 @@ def find_font(setting: str | None = None, search: tuple[str, ...] = FONT_DIRS) -
         for path in root.rglob("*"):
             if path.suffix.lower() in (".ttf", ".otf", ".ttc"):
                 found.setdefault(path.name, path)
+    if cjk:
+        for hint in CJK_HINTS:
+            for name in sorted(found):
+                if hint in name.lower().replace("-", "").replace("_", ""):
+                    return Font(found[name], family_name(found[name]))
     for name in PREFERRED:
         if name in found:
             return Font(found[name], family_name(found[name]))

@@ -187,7 +187,8 @@ class LocalEngine:
                 ]
         if not cues and not titles:
             return None, None
-        font = find_font(self.settings.font)
+        texts = [line for cue in cues for line in cue.lines] + [title.text for title in titles]
+        font = find_font(self.settings.font, cjk=any(caption_text.has_cjk(text) for text in texts))
         path = work_dir / f"{stem}.overlay.ass"
         path.write_text(caption_text.ass_text(width, height, font.family, cues, titles), encoding="utf-8")
         return path, font.folder

@@ -191,6 +191,8 @@ def _cues(
     end: float,
 ) -> list[caption_rules.Cue]:
     _, max_chars = caption_rules.caption_layout(width, height)
+    if any(caption_rules.has_cjk(word.text) for word in words):
+        max_chars = max(8, int(max_chars * 0.55))  # CJK glyphs are about a full em wide
     timed = caption_rules.retime(words, kept, speed)
     return caption_rules.segment(timed, max_chars=max_chars, end=end)
 

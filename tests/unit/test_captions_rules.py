@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from nemod.engine.captions import (
-    MAX_CPS, Cue, Word, ass_text, caption_layout, parse_srt, retime, segment, srt_text, vtt_text, word_error_rate,
+    MAX_CPS,
+    Cue,
+    Word,
+    ass_text,
+    caption_layout,
+    parse_srt,
+    retime,
+    segment,
+    srt_text,
+    vtt_text,
+    word_error_rate,
 )
 
-SENTENCE = (
-    "Permission is hereby granted, free of charge, to any person obtaining a copy of this software "
-    "and associated documentation files, to deal in the software without restriction. Including "
-    "without limitation the rights to use, copy, modify, merge, publish, distribute."
-).split()
+SENTENCE = ["Permission", "is", "hereby", "granted,", "free", "of", "charge,", "to", "any", "person", "obtaining", "a", "copy", "of", "this", "software", "and", "associated", "documentation", "files,", "to", "deal", "in", "the", "software", "without", "restriction.", "Including", "without", "limitation", "the", "rights", "to", "use,", "copy,", "modify,", "merge,", "publish,", "distribute."]
 
 
 def _words(pace: float = 0.3, gap_after: int | None = None) -> list[Word]:
@@ -81,3 +87,8 @@ def test_ass_escapes_and_styles() -> None:
 def test_word_error_rate() -> None:
     assert word_error_rate("The cat sat.", "the cat sat") == 0.0
     assert word_error_rate("a b c d", "a x c") == 0.5
+
+
+def test_cjk_words_join_without_spaces() -> None:
+    words = [Word(0.0, 0.5, "你好"), Word(0.5, 1.0, "世界。")]
+    assert segment(words)[0].text == "你好世界。"
