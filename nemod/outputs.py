@@ -41,8 +41,18 @@ def render_name(template: str, *, stem: str, rule: str, ext: str, now: dt.dateti
 
 
 def work_dir(output: Path, job_id: str) -> Path:
-    """The job's scratch folder inside ``output`` (created)."""
+    """The job's scratch folder inside ``output`` (created).
+
+    Concurrent jobs share the ``.nemod-work`` parent, and a finishing job removes it once
+    empty; creation is retried when that removal lands between the two ``mkdir`` steps.
+    """
     path = output / WORK_DIR_NAME / job_id
+    for _ in range(10):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileNotFoundError:
+            continue
+        return path
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -68,17 +68,6 @@ def previous_publication(
     return None
 
 
-def _make_work_dir(output_folder: Path, job_id: str) -> Path:
-    """:func:`work_dir`, retried: with concurrent jobs, another job's cleanup may remove the
-    empty ``.nemod-work`` parent between its creation and our sub-folder's."""
-    for _ in range(10):
-        try:
-            return work_dir(output_folder, job_id)
-        except FileNotFoundError:
-            continue
-    return work_dir(output_folder, job_id)
-
-
 def choose_rule(config: Config, source: Path, watch: WatchFolder | None) -> Rule:
     """The rule for ``source``; raises :class:`PermanentJobError` (one sentence) when the file
     cannot be processed or no rule matches."""
@@ -123,7 +112,7 @@ def run_job(
     previous = previous_publication(context.ledger, job_id, subfolder, Path(base).name)
     if previous is not None:
         return JobOutcome(rule.name, previous, "already published", time.monotonic() - started)
-    scratch = _make_work_dir(output_folder, job_id)
+    scratch = work_dir(output_folder, job_id)
     try:
         rendition = backend.process(JobRequest(job_id, source, rule, scratch), context)
         context.checkpoint("publish")
