@@ -90,7 +90,7 @@ def render_account(server: NemoServer):  # type: ignore[no-untyped-def]
 
 
 def test_pending_is_visible_while_queued(tmp_path: Path, clip: Path) -> None:
-    srv = make_server(tmp_path / "serve", render_queue_seconds=0.2)
+    srv = make_server(tmp_path / "serve", render_queue_seconds=1.0)
     backend = make_backend(srv, tmp_path / "state")
     seen: list[str] = []
     real_status = backend.client.render_status
@@ -373,8 +373,8 @@ def test_bad_output_url_falls_back_to_the_proxy_download(
 
 def test_second_stage_is_awaited_before_export(server: NemoServer, clip: Path, tmp_path: Path) -> None:
     server.faults.arm("second_stage", 1)
-    job = JobPolicy(**{**FAST_JOB.__dict__, "confirm_interval": 0.3})
-    backend = make_backend(server, tmp_path / "state", job=job, sleeper=Sleeper(cap=0.3))
+    job = JobPolicy(**{**FAST_JOB.__dict__, "confirm_interval": 0.5})
+    backend = make_backend(server, tmp_path / "state", job=job, sleeper=Sleeper(cap=0.5))
     try:
         result = run_job(backend, request(clip, tmp_path / "work"))
     finally:
