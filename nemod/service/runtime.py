@@ -223,6 +223,8 @@ class ServiceRuntime:
         """The daemon's ``events`` callback: ``done``/``failed`` → notifications;
         ``waiting`` for credits → ``credits_low`` (once until credits return)."""
         if name in ("done", "failed"):
+            if self.config.backend == "cloud":
+                self._last_credits = None  # log and check the balance after every cloud job
             if name == "done":
                 self._credits_low = False if self.config.backend == "cloud" else self._credits_low
             duration = None
@@ -294,6 +296,7 @@ class ServiceRuntime:
             except Exception as exc:  # noqa: BLE001 - network trouble: try again next time
                 log.warning("credits_check_failed", error=f"{type(exc).__name__}: {exc}")
                 return
+            log.info("credits", available=available, minimum=self.config.cloud.min_credits)
             self._report_credits(available)
 
         self._credits_thread = threading.Thread(target=check, name="nemod-credits", daemon=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
@@ -433,3 +434,27 @@ def test_describe_running() -> None:
     assert describe_running([{"file": "a/b.mov", "step": None, "progress": None}]) == (
         "b.mov starting",
     )
+
+
+def test_cloud_balance_is_logged_at_start_and_after_each_job(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra="backend: cloud\ncloud:\n  min_credits: 50")
+    runtime = make_runtime(tmp_path, config, Recorder())
+    runtime.credits_every = 3600.0
+    daemon = FakeDaemon(config)
+    balances = [Balance(90), Balance(40)]
+    daemon.backend = type("Cloud", (), {"balance": lambda self: balances.pop(0)})()
+
+    def tick() -> None:
+        runtime.tick(daemon)
+        if runtime._credits_thread is not None:
+            runtime._credits_thread.join(5)
+
+    job = Job(id=3, fingerprint="f", rule="all", source=SourceRef("/in", "a.mov"),
+              state=JobState.DONE, attempts=1)
+    with structlog.testing.capture_logs() as logs:
+        tick()  # start: first check
+        tick()  # within the hour: no second check
+        runtime.on_event("done", job)
+        tick()  # after a job: checked again
+    runtime.stopped()
+    assert [(e["available"], e["minimum"]) for e in logs if e["event"] == "credits"] == [(90, 50), (40, 50)]
