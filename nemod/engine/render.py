@@ -11,6 +11,7 @@ and encoded once (libx264 + AAC, ``+faststart``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,9 @@ def _video_track(draft: Draft) -> dict[str, Any]:
     raise ValueError("the draft has no video track with segments")
 
 
-def _fit(source_w: int, source_h: int, width: int, height: int, fit: str) -> str:
-    """Filters taking a ``source_w``×``source_h`` picture to exactly ``width``×``height``."""
+def _fit(source_w: int, source_h: int, width: int, height: int, fit: str, tag: str = "fit") -> str:
+    """Filters taking a ``source_w``×``source_h`` picture to exactly ``width``×``height``
+    (``tag`` keeps the pad branch's labels unique in the graph)."""
     if (source_w, source_h) == (width, height):
         return ""
     if abs(source_w / source_h - width / height) < 0.01:
@@ -70,11 +72,11 @@ def _fit(source_w: int, source_h: int, width: int, height: int, fit: str) -> str
     if fit == "pad":
         small_w, small_h = max(2, width // 16 * 2), max(2, height // 16 * 2)
         return (
-            "split=2[fitbg][fitfg];"
-            f"[fitbg]scale={small_w}:{small_h}:force_original_aspect_ratio=increase,"
-            f"crop={small_w}:{small_h},boxblur=8:2,scale={width}:{height}[fitbgb];"
-            f"[fitfg]scale={width}:{height}:force_original_aspect_ratio=decrease[fitfgs];"
-            "[fitbgb][fitfgs]overlay=(W-w)/2:(H-h)/2,"
+            f"split=2[{tag}bg][{tag}fg];"
+            f"[{tag}bg]scale={small_w}:{small_h}:force_original_aspect_ratio=increase,"
+            f"crop={small_w}:{small_h},gblur=sigma=6,scale={width}:{height}[{tag}bgb];"
+            f"[{tag}fg]scale={width}:{height}:force_original_aspect_ratio=decrease[{tag}fgs];"
+            f"[{tag}bgb][{tag}fgs]overlay=(W-w)/2:(H-h)/2,"
         )
     return f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},"
 
@@ -123,11 +125,22 @@ def render_args(
     for name in names:
         args += ["-i", str(inputs.media[name].path)]
     graph: list[str] = []
+    # One source cut in order (the usual case): the picture goes through a single select on
+    # the frame grid — no per-range branches holding decoded frames — and only the (small)
+    # sound is split per range, so each join can get its own short fades.
+    in_order = all(a["e"] <= b["s"] for a, b in itertools.pairwise(segments))
+    single = len(names) == 1 and in_order
     counts = {name: sum(1 for seg in segments if seg["src"] == name) for name in names}
     for index, name in enumerate(names):
         info = inputs.media[name]
-        split_v = f"split={counts[name]}" + "".join(f"[v{index}_{k}]" for k in range(counts[name]))
-        graph.append(f"[{index}:v:0]fps={_number(fps)}," + (split_v if counts[name] > 1 else f"null[v{index}_0]"))
+        if not single:
+            split_v = f"split={counts[name]}" + "".join(f"[v{index}_{k}]" for k in range(counts[name]))
+            # Several sources: each is fitted to the canvas before the ranges are joined.
+            fitted = _fit(info.width, info.height, width, height, str(canvas.get("fit") or "crop"), f"fit{index}")
+            graph.append(
+                f"[{index}:v:0]fps={_number(fps)},{fitted}setsar=1,"
+                + (split_v if counts[name] > 1 else f"null[v{index}_0]")
+            )
         if info.has_audio and not mute:
             split_a = f"asplit={counts[name]}" + "".join(f"[a{index}_{k}]" for k in range(counts[name]))
             graph.append(
@@ -136,7 +149,7 @@ def render_args(
                 + (split_a if counts[name] > 1 else f"anull[a{index}_0]")
             )
     used = dict.fromkeys(names, 0)
-    pieces = []
+    pieces, audio_pieces, selections = [], [], []
     total = 0.0
     for number, seg in enumerate(segments):
         index = names.index(seg["src"])
@@ -147,15 +160,16 @@ def render_args(
         end_frame = max(start_frame + 1, round(seg["e"] / 1000 * fps))
         to_end = seg["e"] >= info.duration * 1000 - 1
         start, end = start_frame / fps, end_frame / fps
-        # trim keeps frames with start <= pts < end; ffmpeg rounds the times to the frame
-        # time base, so they sit a quarter frame before the wanted frames, never half-way.
-        trim = []
-        if start_frame > 0:
-            trim.append(f"start={_number((start_frame - 0.25) / fps)}")
-        if not to_end:
-            trim.append(f"end={_number((end_frame - 0.25) / fps)}")
-        vtrim = f"trim={':'.join(trim)}," if trim else ""
-        graph.append(f"[v{index}_{k}]{vtrim}setpts=PTS-STARTPTS[cv{number}]")
+        # Frames are kept when start <= pts < end; the bounds sit a quarter frame before the
+        # wanted frames so that rounding to the time base never moves them by a frame.
+        low, high = _number((start_frame - 0.25) / fps), _number((end_frame - 0.25) / fps)
+        if single:
+            terms = ([f"gte(t,{low})"] if start_frame > 0 else []) + ([] if to_end else [f"lt(t,{high})"])
+            selections.append("*".join(terms) or "1")
+        else:
+            trim = ([f"start={low}"] if start_frame > 0 else []) + ([] if to_end else [f"end={high}"])
+            vtrim = f"trim={':'.join(trim)}," if trim else ""
+            graph.append(f"[v{index}_{k}]{vtrim}setpts=PTS-STARTPTS[cv{number}]")
         length = (end if not to_end else info.duration) - start
         total += length
         fade = min(JOIN_FADE, length / 4)
@@ -175,7 +189,16 @@ def render_args(
                 f"aformat=sample_fmts=fltp:channel_layouts=stereo[ca{number}]"
             )
         pieces.append(f"[cv{number}][ca{number}]")
-    if len(pieces) > 1:
+        audio_pieces.append(f"[ca{number}]")
+    if single:
+        selection = "+".join(selections)
+        picked = "" if selection == "1" else f"select='{selection}',setpts=N/FRAME_RATE/TB,"
+        graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")
+        if len(audio_pieces) > 1:
+            graph.append(f"{''.join(audio_pieces)}concat=n={len(audio_pieces)}:v=0:a=1[acat]")
+        else:
+            graph.append("[ca0]anull[acat]")
+    elif len(pieces) > 1:
         graph.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=1[vcat][acat]")
     else:
         graph.append("[cv0]null[vcat]")
@@ -186,7 +209,8 @@ def render_args(
     chain = "[vcat]"
     if speed != 1.0:
         chain += f"setpts=PTS/{_number(speed)},fps={_number(fps)},"
-    chain += _fit(first.width, first.height, width, height, str(canvas.get("fit") or "crop"))
+    if single:
+        chain += _fit(first.width, first.height, width, height, str(canvas.get("fit") or "crop"))
     if inputs.overlay is not None:
         option = f"filename={escape_filter_value(str(inputs.overlay))}"
         if inputs.fonts_dir is not None:

@@ -53,7 +53,7 @@ def test_every_operation_in_one_pass(engine: LocalEngine, talk_clip: Talk, tmp_p
     assert info.duration < (talk_clip.duration - 1 - 4) / 1.5 + 0.5
     assert info.has_audio
     graph = result.details["ffmpeg_command"][result.details["ffmpeg_command"].index("-filter_complex") + 1]
-    for part in ("ass=", "sidechaincompress", "loudnorm", "atempo=1.5", "boxblur", "concat="):
+    for part in ("ass=", "sidechaincompress", "loudnorm", "atempo=1.5", "gblur", "concat="):
         assert part in graph
     assert parse_srt(result.captions["srt"].read_text(encoding="utf-8"))
 
@@ -119,3 +119,13 @@ def test_backend_checkpoints_and_cancel(talk_clip: Talk, short_clip: Path, tmp_p
     cancel.set()
     with pytest.raises(MediaError):
         backend.engine.render(rendition.draft, {short_clip.name: short_clip}, tmp_path, "stopped", cancel=cancel)
+
+
+def test_a_draft_joining_two_sources_of_different_shapes(engine: LocalEngine, short_clip: Path, tmp_path: Path) -> None:
+    tall = make_clip(tmp_path / "tall.mp4", width=240, height=320, seconds=2.0, audio=False)
+    draft = engine.plan_draft(short_clip, parse_edit("export 240p with blurred background"))
+    draft["t"][0]["sg"] = [{"src": "tall.mp4", "s": 0, "e": 2000}, {"src": short_clip.name, "s": 500, "e": 1500}]
+    result = engine.render(draft, {short_clip.name: short_clip, "tall.mp4": tall}, tmp_path, "joined")
+    info = probe(result.video)
+    assert (info.width, info.height, info.has_audio) == (320, 240, True)
+    assert abs(info.duration - 3.0) < 0.1

@@ -60,7 +60,9 @@ def test_render_args_are_one_pass_with_joins_faded() -> None:
     args = render_args(draft, RenderInputs({"talk.mp4": MEDIA}), Path("/out/x.mp4"))
     graph = args[args.index("-filter_complex") + 1]
     assert args.count("-i") == 1
-    assert "concat=n=2:v=1:a=1" in graph and graph.count("afade=t=in:d=0.01") == 2
+    assert "select='lt(t,5.191667)+gte(t,6.791667)*lt(t,15.191667)'" in graph
+    assert "concat=n=2:v=0:a=1" in graph and graph.count("afade=t=in:d=0.01") == 2
+    assert "split" not in graph.replace("asplit", "")  # no per-range picture branches
     assert "loudnorm=I=-14" in graph and "fade=t=out" in graph
     assert args[-1] == "/out/x.mp4" and "+faststart" in args
 
@@ -71,7 +73,7 @@ def test_render_args_for_reframe_music_and_overlay() -> None:
     inputs = RenderInputs({"talk.mp4": MEDIA}, {"a.mp3": Path("/m/a.mp3")}, Path("/w/it's:x.ass"), Path("/fonts"))
     args = render_args(draft, inputs, Path("/out/x.mp4"))
     graph = args[args.index("-filter_complex") + 1]
-    assert "boxblur" in graph and "overlay=(W-w)/2:(H-h)/2" in graph
+    assert "gblur" in graph and "overlay=(W-w)/2:(H-h)/2" in graph
     assert "sidechaincompress" in graph and "volume=0.2" in graph and "-stream_loop" in args
     assert "ass=filename=/w/it\\\\\\'s\\\\:x.ass" in graph
 
@@ -84,3 +86,12 @@ def test_escape_filter_value() -> None:
 def test_copy_args() -> None:
     args = copy_args(MEDIA, Path("/o.mp4"))
     assert args[args.index("-c:v") + 1] == "copy" and args[args.index("-c:a") + 1] == "copy"
+
+
+def test_render_args_for_several_sources_concatenate() -> None:
+    other = MediaInfo(Path("/in/b.mp4"), 5.0, 1280, 720, 30.0, 0, 0, "h264", True)
+    draft = build_draft(parse_edit("export 720p"), MEDIA)
+    draft["t"][0]["sg"] = [{"src": "b.mp4", "s": 0, "e": 5000}, {"src": "talk.mp4", "s": 1000, "e": 3000}]
+    args = render_args(draft, RenderInputs({"talk.mp4": MEDIA, "b.mp4": other}), Path("/out/x.mp4"))
+    graph = args[args.index("-filter_complex") + 1]
+    assert args.count("-i") == 2 and "concat=n=2:v=1:a=1" in graph and "anullsrc" in graph
