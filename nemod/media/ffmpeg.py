@@ -12,6 +12,7 @@ is set (e.g. the daemon lost its lease or was asked to stop).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 from collections import deque
@@ -33,6 +34,25 @@ def ffmpeg_path() -> str:
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+#: ffmpeg's closing line when any step failed; it says nothing about the cause.
+_GENERIC = "Conversion failed!"
+
+
+def _reason(tail: Sequence[str], code: int) -> str:
+    """The line of ffmpeg's log that says why it failed: its last error line, except that
+    the generic closing line gives way to the first line naming an error (e.g. "Error
+    submitting a packet to the muxer: No space left on device"), its ``[muxer @ 0x…]``
+    prefix removed."""
+    errors = [line for line in tail if line and not line.startswith(" ")]
+    if not errors:
+        return f"exit code {code}"
+    if errors[-1].strip() == _GENERIC:
+        named = [line for line in errors if "error" in line.lower()]
+        if named:
+            return re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", named[0])
+    return errors[-1]
 
 
 @cache
@@ -104,9 +124,7 @@ def run(
     if cancel is not None and cancel.is_set():
         raise MediaError("ffmpeg was stopped")
     if code != 0:
-        errors = [line for line in tail if line and not line.startswith(" ")]
-        last = errors[-1] if errors else f"exit code {code}"
-        raise MediaError(f"ffmpeg failed: {last}")
+        raise MediaError(f"ffmpeg failed: {_reason(tail, code)}")
     if on_progress:
         on_progress(1.0)
     return FfmpegResult(argv=argv, log_tail=log_tail)
