@@ -214,6 +214,7 @@ class InProcess:
         self.store = SQLiteStore(config.state_dir / DATABASE)
         self.backend = backend
         self.events: list[tuple[str, int]] = []
+        self.cleanup_backend: Any = None
         self.daemon = Daemon(config, self.store, backend, options=options,
                              events=lambda name, job: self.events.append((name, job.id)))
 
