@@ -15,7 +15,7 @@ def test_a_configured_font_file_or_folder(tmp_path: Path) -> None:
     fake.write_bytes(b"not a real font")
     assert find_font(str(fake)).family == "MyFont"  # unreadable name table: the file stem
     assert find_font(str(tmp_path)).path == fake
-    with pytest.raises(PermanentJobError, match="engine.font"):
+    with pytest.raises(PermanentJobError, match=r"engine\.font"):
         find_font(str(tmp_path / "missing.ttf"))
 
 
