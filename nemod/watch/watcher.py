@@ -87,6 +87,15 @@ class _Handler(FileSystemEventHandler):
         return files, dirs
 
 
+def _utf8(name: str) -> bool:
+    """True when ``name`` (as os.listdir returns it) is valid UTF-8 (no surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _make_observer(polling: bool, poll_interval: float) -> Any:
     return PollingObserver(timeout=poll_interval) if polling else Observer()
 
@@ -212,9 +221,20 @@ class FolderWatcher:
         if signature is None:
             self.tracker.forget(relative)
             return
-        if self._seen.get(relative) == signature or (
-            relative not in self.tracker and self._known(relative, *signature)
-        ):
+        if self._seen.get(relative) == signature:
+            self.tracker.forget(relative)
+            return
+        if not _utf8(relative):
+            # The job store (and every log and note) keeps names as UTF-8 text: such a file
+            # cannot be tracked, so it is reported once (per size/mtime) and left alone.
+            self._log.warning(
+                "file_name_not_utf8", file=os.fsencode(relative).decode("utf-8", "backslashreplace"),
+                hint="rename the file with UTF-8 characters to have it processed",
+            )
+            self._seen[relative] = signature
+            self.tracker.forget(relative)
+            return
+        if relative not in self.tracker and self._known(relative, *signature):
             self._seen[relative] = signature
             self.tracker.forget(relative)
             return
