@@ -693,7 +693,7 @@ def write_failure(
 ) -> Path:
     """Move the source to the failed folder (when ``move`` and it still exists) and write
     ``<stem>.error.txt`` there with ``sentence``; returns the note's path."""
-    if move and source.exists():
+    if move and source.is_file():  # never move away a folder that took the file's name
         moved = move_aside(source, watch.failed, relative)
         note = moved.with_name(f"{moved.stem}.error.txt")
     else:
