@@ -12,6 +12,7 @@ Default suite: 6 files, 8 kills. ``-m slow``: 20 files, 50 kills.
 from __future__ import annotations
 
 import collections
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ from typing import Any
 import pytest
 
 from nemod.serve.server import NemoServer
+
+
+def long_form(files: int, kills: int, seed: int) -> tuple[int, int, int]:
+    """The long form's size, overridable by hand (bench/reliability_crash.py sets these)."""
+    return (int(os.environ.get("NEMOD_CRASH_FILES", files)), int(os.environ.get("NEMOD_CRASH_KILLS", kills)),
+            int(os.environ.get("NEMOD_CRASH_SEED", seed)))
 
 
 def instructions_per_job(state: Path, accepted: dict[str, int]) -> dict[str, int]:
@@ -61,4 +68,5 @@ def test_crash_cloud_short(kit: Any, serve: NemoServer, counts: Any) -> None:
 
 @pytest.mark.slow
 def test_crash_cloud_long(kit: Any, serve: NemoServer, counts: Any) -> None:
-    run(kit, serve, counts, files=20, kills=50, seed=2027)
+    files, kills, seed = long_form(20, 50, 2027)
+    run(kit, serve, counts, files=files, kills=kills, seed=seed)
