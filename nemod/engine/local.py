@@ -33,7 +33,7 @@ from nemod.engine.timeline import (
     summarize,
 )
 from nemod.engine.transcribe import Transcriber
-from nemod.engine.vad import SAMPLE_RATE, speech_ranges
+from nemod.engine.vad import SAMPLE_RATE, speech_in_file, speech_in_samples
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
@@ -113,7 +113,17 @@ class LocalEngine:
         wants_words = plan.find(Captions) is not None
         if (wants_speech or wants_words) and not media.has_audio:
             analysis = Analysis(notes=(f"{source.name} has no sound: nothing to trim or caption",))
-        elif wants_speech or wants_words:
+        elif wants_speech and not wants_words:
+            # Pauses only: decode and search chunk by chunk (flat memory on long recordings).
+            started = time.monotonic()
+            try:
+                speech = tuple(speech_in_file(source))
+            except Exception as exc:
+                raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
+            timings["vad"] = time.monotonic() - started
+            _check(cancel)
+            analysis = Analysis(speech=speech)
+        elif wants_words:
             started = time.monotonic()
             samples = _decode_audio(source)
             timings["decode_audio"] = time.monotonic() - started
@@ -122,7 +132,7 @@ class LocalEngine:
             speech = None
             if wants_speech:
                 started = time.monotonic()
-                speech = tuple(speech_ranges(samples))
+                speech = tuple(speech_in_samples(samples))
                 timings["vad"] = time.monotonic() - started
                 _check(cancel)
                 progress("analyse", 0.3)

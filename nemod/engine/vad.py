@@ -11,11 +11,76 @@ on each side — auto-editor's default margin — so a cut pause leaves a 0.4 s 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 SAMPLE_RATE = 16_000
+#: Audio is decoded and searched for speech in chunks of this many seconds, so memory stays
+#: flat however long the recording is.
+CHUNK_SECONDS = 300.0
 Range = tuple[float, float]
+
+
+def audio_chunks(path: Path, seconds: float = CHUNK_SECONDS) -> Iterator[Any]:
+    """16 kHz mono float32 numpy chunks of the first sound track of ``path``, in order.
+
+    Raises av's errors for unreadable sound (the caller words them).
+    """
+    import av
+    import numpy as np
+
+    size = int(seconds * SAMPLE_RATE)
+    pending: list[Any] = []
+    count = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        frames = (frame for packet in container.demux(stream) for frame in packet.decode())
+        for frame in _with_flush(frames):
+            for out in resampler.resample(frame):
+                array = out.to_ndarray().reshape(-1)
+                pending.append(array)
+                count += len(array)
+            while count >= size:
+                joined = np.concatenate(pending)
+                yield joined[:size].astype(np.float32) / 32768.0
+                pending, count = [joined[size:]], len(joined) - size
+    if count:
+        yield np.concatenate(pending).astype(np.float32) / 32768.0
+
+
+def _with_flush(frames: Iterator[Any]) -> Iterator[Any]:
+    yield from frames
+    yield None  # flushes the resampler
+
+
+def speech_in_file(path: Path, seconds: float = CHUNK_SECONDS) -> list[Range]:
+    """Speech (start, end) seconds in the first sound track of ``path``, decoded and searched
+    chunk by chunk."""
+    return speech_in_chunks(audio_chunks(path, seconds))
+
+
+def speech_in_samples(samples: Any, seconds: float = CHUNK_SECONDS) -> list[Range]:
+    """Speech (start, end) seconds in already decoded 16 kHz samples, searched chunk by chunk."""
+    size = int(seconds * SAMPLE_RATE)
+    return speech_in_chunks(samples[index: index + size] for index in range(0, len(samples), size))
+
+
+def speech_in_chunks(chunks: Iterator[Any]) -> list[Range]:
+    """Speech (start, end) seconds over consecutive chunks of 16 kHz samples; ranges meeting
+    at a chunk boundary are joined."""
+    found: list[Range] = []
+    offset = 0.0
+    for chunk in chunks:
+        for chunk_start, chunk_end in speech_ranges(chunk):
+            start, end = chunk_start + offset, chunk_end + offset
+            if found and start - found[-1][1] < 0.05:
+                found[-1] = (found[-1][0], end)
+            else:
+                found.append((start, end))
+        offset += len(chunk) / SAMPLE_RATE
+    return found
 
 
 def speech_ranges(samples: Any, sample_rate: int = SAMPLE_RATE) -> list[Range]:

@@ -95,3 +95,12 @@ def test_render_args_for_several_sources_concatenate() -> None:
     args = render_args(draft, RenderInputs({"talk.mp4": MEDIA, "b.mp4": other}), Path("/out/x.mp4"))
     graph = args[args.index("-filter_complex") + 1]
     assert args.count("-i") == 2 and "concat=n=2:v=1:a=1" in graph and "anullsrc" in graph
+
+
+def test_speech_over_chunks_is_joined_at_the_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemod.engine import vad
+
+    answers = iter([[(0.5, 10.0)], [(0.0, 2.0), (4.0, 5.0)]])
+    monkeypatch.setattr(vad, "speech_ranges", lambda chunk: next(answers))
+    chunks = iter([[0.0] * vad.SAMPLE_RATE * 10, [0.0] * vad.SAMPLE_RATE * 10])
+    assert vad.speech_in_chunks(chunks) == [(0.5, 12.0), (14.0, 15.0)]
