@@ -115,7 +115,7 @@ def distinct_copies(template: Path, folder: Path, count: int, prefix: str = "cli
 def write_config(root: Path, *, backend: str = "local", api_url: str | None = None,
                  edit: str = "export 720p MP4", concurrency: int = 1, folders: int = 1,
                  settle: float = 0.3, extra: str = "", watch_extra: str = "",
-                 rule_extra: str = "") -> Path:
+                 rule_extra: str = "", max_attempts: int = 5) -> Path:
     """A config in ``root``: ``in``/``out`` (or ``in0..inN``/``out0..outN``), state in
     ``root/state``, one rule sending ``edit``."""
     names = [("in", "out")] if folders == 1 else [(f"in{i}", f"out{i}") for i in range(folders)]
@@ -127,7 +127,7 @@ def write_config(root: Path, *, backend: str = "local", api_url: str | None = No
     path = root / "nemod.yaml"
     path.write_text(
         f"state_dir: state\nbackend: {backend}\nsettle_seconds: {settle}\nrescan_seconds: 2\n"
-        f"concurrency: {concurrency}\nmax_attempts: 5\nengine:\n  preset: ultrafast\n"
+        f"concurrency: {concurrency}\nmax_attempts: {max_attempts}\nengine:\n  preset: ultrafast\n"
         f"{cloud}{extra}"
         f"watch:\n{watches}"
         f"rules:\n  - name: r\n    edit: \"{edit}\"\n{rule_extra}"
@@ -368,14 +368,19 @@ class CrashResult:
 
 def run_crash(kit: Kit, root: Path, *, files: int, kills: int, seed: int, launcher: str = "cli",
               backend: str = "local", api_url: str | None = None, env: dict[str, str] | None = None,
-              concurrency: int = 2, delays: tuple[float, float] = (0.0, 1.5)) -> CrashResult:
+              concurrency: int = 2, delays: tuple[float, float] = (0.0, 1.5), template: Path | None = None,
+              edit: str = "export 720p MP4") -> CrashResult:
     """Drop ``files`` tiny clips, then ``kills`` times: start the daemon, SIGKILL it at a
     seeded random moment; then let one last daemon finish, stop it with SIGTERM, start and
     stop it once more (a restart must queue nothing). Asserts the invariants every crash run
     must keep and returns the figures."""
-    config = write_config(root, backend=backend, api_url=api_url, concurrency=concurrency)
+    # A job interrupted max_attempts times is quarantined on purpose (a file that keeps
+    # crashing the daemon must not crash it forever); here the kills are ours, so the
+    # limit is set above their number.
+    config = write_config(root, backend=backend, api_url=api_url, concurrency=concurrency, edit=edit,
+                          max_attempts=kills + 5)
     inbox, outbox, state = root / "in", root / "out", root / "state"
-    sources = distinct_copies(kit.clip, inbox, files)
+    sources = distinct_copies(template or kit.clip, inbox, files)
     daemon = kit.process(config, launcher, env)
     chooser = random.Random(seed)
     mid_job = orphans_seen = 0
