@@ -239,7 +239,8 @@ def test_processing_window_holds_jobs_until_it_opens(tmp_path: Path) -> None:
 
     try:
         (tmp_path / "in" / "late.mov").write_bytes(b"x")
-        drive(lambda: store.counts()[JobState.WAITING] == 1)
+        # The worker updates the store, then fires the event: wait for both.
+        drive(lambda: store.counts()[JobState.WAITING] == 1 and any(n == "waiting" for n, _ in events))
         [job] = store.jobs(JobState.WAITING)
         assert job.error == "schedule"
         assert job.attempts == 0  # holding a job back is not an attempt
