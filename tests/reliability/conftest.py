@@ -401,6 +401,11 @@ def run_crash(kit: Kit, root: Path, *, files: int, kills: int, seed: int, launch
             raise AssertionError(f"the daemon exited by itself ({process.returncode})\n{daemon.last_log()}")
         daemon.kill(process)
         mid_job += any(job.state is JobState.RUNNING for job in all_jobs(state))
+        # Right after a kill a reader sees only whole results: an MP4 only with its log
+        # (the MP4 is placed last), nothing else.
+        shown = visible(outbox)
+        assert all(n.endswith((".mp4", ".log.json")) for n in shown), shown
+        assert all(f"{n[:-4]}.log.json" in shown for n in shown if n.endswith(".mp4")), shown
         orphans = ffmpeg_children_of(root)
         orphans_seen += len(orphans)
         # An ffmpeg left behind by the killed daemon must end by itself (its pipe is gone).

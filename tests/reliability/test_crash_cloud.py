@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from nemod.samples import make_clip
 from nemod.serve.server import NemoServer
 
 
@@ -53,10 +54,10 @@ def check_server(server: NemoServer, counts: Any, state: Path, files: int) -> di
             "renders": sum(seen["renders"].values())}
 
 
-def run(kit: Any, serve: NemoServer, counts: Any, *, files: int, kills: int, seed: int) -> None:
+def run(kit: Any, serve: NemoServer, counts: Any, *, files: int, kills: int, seed: int, **extra: Any) -> None:
     root = kit.tmp_path / "run"
     result = kit.crash(root, files=files, kills=kills, seed=seed, launcher="child", backend="cloud",
-                       api_url=serve.url, delays=(0.0, 2.0))
+                       api_url=serve.url, delays=(0.0, 2.0), **extra)
     server = check_server(serve, counts, root / "state", files)
     print(f"cloud: {result.kills} kills ({result.kills_mid_job} mid-job), {result.files} files, "
           f"{result.attempts} attempts, {server}, 0 lost, 0 duplicates")
@@ -69,4 +70,7 @@ def test_crash_cloud_short(kit: Any, serve: NemoServer, counts: Any) -> None:
 @pytest.mark.slow
 def test_crash_cloud_long(kit: Any, serve: NemoServer, counts: Any) -> None:
     files, kills, seed = long_form(20, 50, 2027)
-    run(kit, serve, counts, files=files, kills=kills, seed=seed)
+    # Longer jobs (a 4 s clip exported at 1080p, one at a time) so that most kills land mid-job.
+    template = make_clip(kit.tmp_path / "four.mp4", width=640, height=360, seconds=4.0)
+    run(kit, serve, counts, files=files, kills=kills, seed=seed, template=template, edit="export 1080p MP4",
+        concurrency=1)
