@@ -206,8 +206,9 @@ def test_folder_with_ten_thousand_existing_files(tmp_path: Path, running: Any) -
 
 @pytest.mark.slow
 def test_ten_thousand_existing_files_all_processed(tmp_path: Path, running: Any) -> None:
+    config = config_for(tmp_path)
     names = write_files(tmp_path / "in", 10_000)
-    run = running(config_for(tmp_path))
+    run = running(config)
     run.thread.start()
     seconds = run.wait_done(10_000, 1800)
     run.rescan_and_stop()
