@@ -87,13 +87,17 @@ STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
 
 def frame_rate(average: float) -> float:
     """The constant output frame rate for a source averaging ``average`` frames per second:
-    the standard rate it is (within 0.5 %), else the next standard rate above it (a
-    variable-rate phone clip averaging 29.6 becomes 30), at most 60; 30 when unknown."""
+    the standard rate it is (within 0.5 %); from 20 fps up, the next standard rate above it
+    (a variable-rate phone clip averaging 29.6 becomes 30), at most 60; below 20 fps
+    (time-lapses, slides, screen recordings) the source's own rate, so nothing is padded
+    with repeated frames; 30 when unknown."""
     if not average or average <= 0:
         return 30.0
     nearest = min(STANDARD_RATES, key=lambda rate: abs(average - rate))
     if abs(average - nearest) / nearest < 0.005:
         return nearest
+    if average < 20:
+        return round(average, 3)
     return next((rate for rate in (24.0, 25.0, 30.0, 50.0, 60.0) if rate >= average), 60.0)
 
 

@@ -87,7 +87,7 @@ def test_several_sound_tracks_rotation_vfr_and_odd_timestamps(engine: LocalEngin
     info = probe(result.video)
     assert (info.width, info.height) == (480, 640)
     assert abs(info.duration - (media.duration - 0.5)) < 0.15
-    assert info.fps in (24.0, 30.0)  # a constant standard rate from a variable-rate source
+    assert abs(info.fps - media.fps) < 0.5  # constant, at the variable-rate source's average
 
 
 def test_captions_on_real_speech_from_another_speaker(engine: LocalEngine, tmp_path: Path) -> None:
