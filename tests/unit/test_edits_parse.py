@@ -5,8 +5,22 @@ from __future__ import annotations
 import pytest
 
 from nemod.edits import (
-    Captions, Copy, Cut, EditParseError, Export, Fade, Keep, Music, Mute, Normalize, Plan, Speed, Title,
-    TrimPauses, parse_edit, plan_from_operations,
+    Captions,
+    Copy,
+    Cut,
+    EditParseError,
+    Export,
+    Fade,
+    Keep,
+    Music,
+    Mute,
+    Normalize,
+    Plan,
+    Speed,
+    Title,
+    TrimPauses,
+    parse_edit,
+    plan_from_operations,
 )
 
 
