@@ -125,8 +125,6 @@ def test_a_file_replaced_by_a_directory_while_watched(kit: Any) -> None:
 def test_a_queued_file_replaced_by_a_directory_fails_with_a_reason(kit: Any) -> None:
     config = kit.write_config(kit.tmp_path, settle=0.1)
     daemon = kit.daemon(config, local())
-    daemon.daemon.options = daemon.daemon.options.__class__(**{
-        **daemon.daemon.options.__dict__, "tick_seconds": 0.05})
     inbox = kit.tmp_path / "in"
     path = kit.drop(inbox, "shape.mp4")
     original = daemon.daemon._start_jobs
