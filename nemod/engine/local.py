@@ -20,6 +20,7 @@ from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import EngineSettings
 from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
+from nemod.engine.captions import Word
 from nemod.engine.fonts import find_font
 from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
 from nemod.engine.timeline import (
@@ -30,10 +31,11 @@ from nemod.engine.timeline import (
     build_draft,
     draft_cues,
     has_captions,
+    source_window,
     summarize,
 )
 from nemod.engine.transcribe import Transcriber
-from nemod.engine.vad import SAMPLE_RATE, speech_in_file, speech_in_samples
+from nemod.engine.vad import audio_regions, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
@@ -73,16 +75,6 @@ def _probe(path: Path) -> MediaInfo:
     return media
 
 
-def _decode_audio(path: Path) -> Any:
-    """16 kHz mono float32 samples of the first sound track."""
-    from faster_whisper.audio import decode_audio
-
-    try:
-        return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-    except Exception as exc:
-        raise PermanentJobError(f"the sound of {path.name} cannot be decoded ({exc}).") from exc
-
-
 class LocalEngine:
     """The embedded editor. ``settings`` chooses the encoder preset, Whisper model, font, etc.
     The Whisper model is loaded once per engine, on the first job that needs captions."""
@@ -113,38 +105,9 @@ class LocalEngine:
         wants_words = plan.find(Captions) is not None
         if (wants_speech or wants_words) and not media.has_audio:
             analysis = Analysis(notes=(f"{source.name} has no sound: nothing to trim or caption",))
-        elif wants_speech and not wants_words:
-            # Pauses only: decode and search chunk by chunk (flat memory on long recordings).
-            started = time.monotonic()
-            try:
-                speech = tuple(speech_in_file(source))
-            except Exception as exc:
-                raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
-            timings["vad"] = time.monotonic() - started
-            _check(cancel)
-            analysis = Analysis(speech=speech)
-        elif wants_words:
-            started = time.monotonic()
-            samples = _decode_audio(source)
-            timings["decode_audio"] = time.monotonic() - started
-            _check(cancel)
-            progress("analyse", 0.1)
-            speech = None
-            if wants_speech:
-                started = time.monotonic()
-                speech = tuple(speech_in_samples(samples))
-                timings["vad"] = time.monotonic() - started
-                _check(cancel)
-                progress("analyse", 0.3)
-            words = None
-            if wants_words:
-                started = time.monotonic()
-                words = tuple(self.transcriber.words(
-                    samples, on_progress=lambda fraction: progress("transcribe", fraction), cancel=cancel,
-                ))
-                timings["transcribe"] = time.monotonic() - started
-                _check(cancel)
-            analysis = Analysis(speech=speech, words=words)
+        elif wants_speech or wants_words:
+            analysis = self._analyse(source, source_window(plan, media.duration), wants_speech, wants_words,
+                                     timings, progress, cancel)
         progress("analyse", 1.0)
         try:
             draft = build_draft(plan, media, analysis)
@@ -153,6 +116,66 @@ class LocalEngine:
         if timings:
             draft["m"]["analysis_seconds"] = {key: round(value, 3) for key, value in timings.items()}
         return draft
+
+    def _analyse(
+        self,
+        source: Path,
+        window: tuple[float, float],
+        wants_speech: bool,
+        wants_words: bool,
+        timings: dict[str, float],
+        progress: StepProgress,
+        cancel: threading.Event | None,
+    ) -> Analysis:
+        """Speech ranges (always searched: captions transcribe only the speech) and, when
+        ``wants_words``, the words of the speech inside ``window``. The sound is decoded in
+        chunks, so memory stays flat however long the recording is."""
+        started = time.monotonic()
+        try:
+            speech = tuple(speech_in_file(source, window=window))
+        except Exception as exc:
+            raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
+        timings["vad"] = time.monotonic() - started
+        _check(cancel)
+        progress("analyse", 0.3)
+        if not wants_words:
+            return Analysis(speech=speech)
+        regions = transcription_regions(speech, window)
+        if not regions:
+            return Analysis(speech=speech if wants_speech else None, words=(),
+                            notes=(f"no speech found in {source.name}: the captions are empty",))
+        started = time.monotonic()
+        words = tuple(self._words(source, regions, progress, cancel))
+        timings["transcribe"] = time.monotonic() - started
+        _check(cancel)
+        return Analysis(speech=speech if wants_speech else None, words=words)
+
+    def _words(
+        self,
+        source: Path,
+        regions: list[tuple[float, float]],
+        progress: StepProgress,
+        cancel: threading.Event | None,
+    ) -> list[Word]:
+        """Timed words (source seconds) of ``regions``, each decoded and transcribed alone."""
+        total = max(sum(end - start for start, end in regions), 1e-6)
+        done = 0.0
+        words: list[Word] = []
+        try:
+            for (start, end), samples in audio_regions(source, regions):
+                _check(cancel)
+
+                def report(fraction: float, done: float = done, length: float = end - start) -> None:
+                    progress("transcribe", min(1.0, (done + fraction * length) / total))
+
+                words += [Word(word.start + start, word.end + start, word.text)
+                          for word in self.transcriber.words(samples, on_progress=report, cancel=cancel)]
+                done += end - start
+        except (PermanentJobError, MediaError):
+            raise
+        except Exception as exc:
+            raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
+        return words
 
     # --- rendering ------------------------------------------------------------------------
 

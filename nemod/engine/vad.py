@@ -11,7 +11,7 @@ on each side — auto-editor's default margin — so a cut pause leaves a 0.4 s 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,17 @@ SAMPLE_RATE = 16_000
 #: Audio is decoded and searched for speech in chunks of this many seconds, so memory stays
 #: flat however long the recording is.
 CHUNK_SECONDS = 300.0
+#: A chunk whose loudest sample is below this (about -70 dBFS) is digital silence: it holds
+#: no speech, and skipping Silero on it makes hours of silent sound quick to search.
+SILENCE_PEAK = 10 ** (-70 / 20)
+#: Speech closer than this is transcribed as one region (Whisper reads better with context).
+JOIN_GAP = 2.0
+#: Sound kept around each transcribed region, so no word is cut at its edges.
+REGION_PADDING = 0.5
 Range = tuple[float, float]
 
 
-def audio_chunks(path: Path, seconds: float = CHUNK_SECONDS) -> Iterator[Any]:
+def audio_chunks(path: Path, seconds: float = CHUNK_SECONDS) -> Generator[Any, None, None]:
     """16 kHz mono float32 numpy chunks of the first sound track of ``path``, in order.
 
     Raises av's errors for unreadable sound (the caller words them).
@@ -55,10 +62,17 @@ def _with_flush(frames: Iterator[Any]) -> Iterator[Any]:
     yield None  # flushes the resampler
 
 
-def speech_in_file(path: Path, seconds: float = CHUNK_SECONDS) -> list[Range]:
+def speech_in_file(
+    path: Path, seconds: float = CHUNK_SECONDS, window: Range | None = None
+) -> list[Range]:
     """Speech (start, end) seconds in the first sound track of ``path``, decoded and searched
-    chunk by chunk."""
-    return speech_in_chunks(audio_chunks(path, seconds))
+    chunk by chunk; with ``window`` only the chunks overlapping it are searched and decoding
+    stops at its end."""
+    chunks = audio_chunks(path, seconds)
+    try:
+        return speech_in_chunks(chunks, window)
+    finally:
+        chunks.close()
 
 
 def speech_in_samples(samples: Any, seconds: float = CHUNK_SECONDS) -> list[Range]:
@@ -67,20 +81,98 @@ def speech_in_samples(samples: Any, seconds: float = CHUNK_SECONDS) -> list[Rang
     return speech_in_chunks(samples[index: index + size] for index in range(0, len(samples), size))
 
 
-def speech_in_chunks(chunks: Iterator[Any]) -> list[Range]:
+def speech_in_chunks(chunks: Iterator[Any], window: Range | None = None) -> list[Range]:
     """Speech (start, end) seconds over consecutive chunks of 16 kHz samples; ranges meeting
-    at a chunk boundary are joined."""
+    at a chunk boundary are joined. Chunks of digital silence and chunks outside ``window``
+    are not searched; the chunks after ``window`` are not read."""
+    import numpy as np
+
     found: list[Range] = []
     offset = 0.0
+    lo, hi = window if window is not None else (0.0, float("inf"))
     for chunk in chunks:
+        if offset >= hi:
+            break
+        length = len(chunk) / SAMPLE_RATE
+        if offset + length <= lo or not len(chunk) or float(np.max(np.abs(chunk))) < SILENCE_PEAK:
+            offset += length
+            continue
         for chunk_start, chunk_end in speech_ranges(chunk):
             start, end = chunk_start + offset, chunk_end + offset
             if found and start - found[-1][1] < 0.05:
                 found[-1] = (found[-1][0], end)
             else:
                 found.append((start, end))
-        offset += len(chunk) / SAMPLE_RATE
+        offset += length
     return found
+
+
+def transcription_regions(
+    speech: Sequence[Range],
+    window: Range,
+    *,
+    join_gap: float = JOIN_GAP,
+    padding: float = REGION_PADDING,
+    longest: float = CHUNK_SECONDS,
+) -> list[Range]:
+    """The stretches of the source (seconds) worth transcribing: the ``speech`` inside
+    ``window``, padded by ``padding`` on each side (within the window), joined when they lie
+    less than ``join_gap`` apart, each at most ``longest`` seconds (a longer run of speech is
+    split), so the samples of one region are all that is ever held in memory. Pure.
+    """
+    lo, hi = window
+    regions: list[list[float]] = []
+    for start, end in sorted(speech):
+        a, b = max(lo, start - padding), min(hi, end + padding)
+        if b <= a:
+            continue
+        if regions and a - regions[-1][1] < join_gap and b - regions[-1][0] <= longest:
+            regions[-1][1] = max(regions[-1][1], b)
+            continue
+        if regions and a < regions[-1][1]:
+            a = regions[-1][1]  # overlaps a full region: carry on after it
+        while b - a > longest:
+            regions.append([a, a + longest])
+            a += longest
+        if b > a:
+            regions.append([a, b])
+    return [(a, b) for a, b in regions]
+
+
+def audio_regions(path: Path, regions: Sequence[Range], seconds: float = CHUNK_SECONDS) -> Iterator[tuple[Range, Any]]:
+    """(region, 16 kHz float32 samples) for each of ``regions`` (sorted, not overlapping,
+    source seconds) of the first sound track of ``path``, decoded chunk by chunk; only the
+    current region's samples and one chunk are held, and decoding stops after the last region.
+
+    Raises av's errors for unreadable sound (the caller words them).
+    """
+    import numpy as np
+
+    if not regions:
+        return
+    index, parts = 0, []
+    chunks = audio_chunks(path, seconds)
+    try:
+        offset = 0
+        for chunk in chunks:
+            chunk_end = offset + len(chunk)
+            while index < len(regions):
+                first = max(offset, round(regions[index][0] * SAMPLE_RATE))
+                last = min(chunk_end, round(regions[index][1] * SAMPLE_RATE))
+                if last > first:
+                    parts.append(chunk[first - offset: last - offset])
+                if round(regions[index][1] * SAMPLE_RATE) > chunk_end:
+                    break  # the region goes on in the next chunk
+                yield regions[index], (np.concatenate(parts) if parts else np.zeros(0, np.float32))
+                index, parts = index + 1, []
+            if index == len(regions):
+                return
+            offset = chunk_end
+        while index < len(regions):  # regions past the end of the sound (short track)
+            yield regions[index], (np.concatenate(parts) if parts else np.zeros(0, np.float32))
+            index, parts = index + 1, []
+    finally:
+        chunks.close()
 
 
 def speech_ranges(samples: Any, sample_rate: int = SAMPLE_RATE) -> list[Range]:

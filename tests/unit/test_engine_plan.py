@@ -102,5 +102,5 @@ def test_speech_over_chunks_is_joined_at_the_boundaries(monkeypatch: pytest.Monk
 
     answers = iter([[(0.5, 10.0)], [(0.0, 2.0), (4.0, 5.0)]])
     monkeypatch.setattr(vad, "speech_ranges", lambda chunk: next(answers))
-    chunks = iter([[0.0] * vad.SAMPLE_RATE * 10, [0.0] * vad.SAMPLE_RATE * 10])
+    chunks = iter([[0.1] * vad.SAMPLE_RATE * 10, [0.1] * vad.SAMPLE_RATE * 10])
     assert vad.speech_in_chunks(chunks) == [(0.5, 12.0), (14.0, 15.0)]
