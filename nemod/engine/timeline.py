@@ -44,6 +44,9 @@ from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
 
 VIDEO, AUDIO, TEXT = 0, 1, 7
+#: A pause trim keeps a silent source whole up to this many seconds (B-roll, a silent shot);
+#: a longer one with no speech at all is refused: trimming its pauses leaves nothing.
+LONGEST_SILENT_CLIP = 600.0
 #: The cloud renders H.264 up to 1080×1920; the local engine allows 4K when asked.
 Draft = dict[str, Any]
 
@@ -146,6 +149,7 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     cuts = 0
     trim: TrimPauses | None = plan.find(TrimPauses)
     if trim is not None and analysis.speech is not None:
+        _refuse_long_silence(name, analysis.speech, window)
         kept, cuts = kept_ranges(analysis.speech, window, min_pause=trim.min_pause, padding=trim.padding)
     # Cut on frame boundaries: the renderer cuts picture and sound at the same frame times,
     # and captions retimed here then match the rendered joins exactly (no drift over many cuts).
@@ -188,6 +192,27 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     if analysis.notes:
         meta["notes"] = list(analysis.notes)
     return {"t": tracks, "d": duration, "m": meta}
+
+
+def _refuse_long_silence(name: str, speech: Sequence[tuple[float, float]], window: tuple[float, float]) -> None:
+    """Raise ValueError when ``window`` is longer than :data:`LONGEST_SILENT_CLIP` and holds
+    no speech: a pause trim would cut all of it, and rendering hours of silence helps no one."""
+    lo, hi = window
+    if hi - lo > LONGEST_SILENT_CLIP and not any(end > lo and start < hi for start, end in speech):
+        raise ValueError(
+            f"{name} has no speech in its {spoken_duration(hi - lo)} of sound: "
+            "nothing left after trimming the pauses."
+        )
+
+
+def spoken_duration(seconds: float) -> str:
+    """``seconds`` as people say it: ``6 h 0 min``, ``12 min 5 s``, ``40 s``."""
+    whole = round(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    if whole >= 60:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole} s"
 
 
 def _cues(
