@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -236,6 +237,14 @@ class Daemon:
         """Scan every folder on the next iteration (lost events are caught this way)."""
         self._rescan.set()
         self.wakeup.set()
+
+    def prune(self) -> int:
+        """Apply ``retention_days`` to the job store (see :meth:`JobStore.prune`); returns
+        how many rows were removed. Runs at start and daily from the scheduler."""
+        removed = self.store.prune(self.config.retention_days * 86_400.0)
+        if removed:
+            self._log.info("store_pruned", rows=removed, retention_days=self.config.retention_days)
+        return removed
 
     def request_reload(self) -> None:
         """Reload the config on the next iteration (SIGHUP)."""
@@ -634,6 +643,10 @@ class Daemon:
         scheduler.add_job(
             self.request_rescan, "interval", seconds=self.config.rescan_seconds, id="rescan",
             max_instances=1, coalesce=True,
+        )
+        scheduler.add_job(
+            self.prune, "interval", days=1, id="prune", max_instances=1, coalesce=True,
+            next_run_time=datetime.now(UTC),
         )
         scheduler.start()
         if self._service is not None:

@@ -166,6 +166,13 @@ class JobStore(Protocol):
         """Delete the jobs (and ledger rows) of a file so it is processed again; returns how
         many jobs were deleted. Running jobs are not forgotten."""
 
+    def prune(self, older_than: float) -> int:
+        """Retention: forget the details of jobs finished more than ``older_than`` seconds
+        ago (store clock). A done job keeps its (fingerprint, rule) row, so its file is never
+        processed twice, but loses its ledger rows and error text; a failed job is deleted
+        with its ledger (its source sits in the failed folder beside its ``.error.txt``).
+        Returns how many rows (jobs and ledger rows) were removed."""
+
     def now(self) -> float:
         """The store's clock."""
 

@@ -363,3 +363,26 @@ class SQLiteStore:
                 )
             conn.execute(f"DELETE FROM jobs WHERE {where}", params)  # noqa: S608
         return len(doomed)
+
+    def prune(self, older_than: float) -> int:
+        """See :meth:`nemod.store.base.JobStore.prune`."""
+        with self._tx() as (conn, now):
+            cutoff = {"cutoff": now - older_than}
+            ledger = conn.execute(
+                "DELETE FROM side_effects WHERE EXISTS (SELECT 1 FROM jobs"
+                " WHERE jobs.fingerprint = side_effects.fingerprint AND jobs.rule = side_effects.rule"
+                " AND jobs.state IN ('done', 'failed') AND jobs.finished_at IS NOT NULL"
+                " AND jobs.finished_at < :cutoff)",
+                cutoff,
+            ).rowcount
+            jobs = conn.execute(
+                "DELETE FROM jobs WHERE state = 'failed' AND finished_at IS NOT NULL"
+                " AND finished_at < :cutoff",
+                cutoff,
+            ).rowcount
+            conn.execute(
+                "UPDATE jobs SET error = NULL WHERE state = 'done' AND finished_at IS NOT NULL"
+                " AND finished_at < :cutoff AND error IS NOT NULL",
+                cutoff,
+            )
+        return ledger + jobs

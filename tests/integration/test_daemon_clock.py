@@ -11,7 +11,7 @@ from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.errors import RetryableJobError
-from nemod.store import JobState
+from nemod.store import JobState, SourceRef
 from nemod.store.sqlite import SQLiteStore
 from nemod.watch.watcher import FolderWatcher
 
@@ -102,4 +102,30 @@ def test_settle_and_backoff_follow_the_injected_clock(tmp_path: Path) -> None:
         assert store.jobs()[0].state is JobState.DONE and backend.calls == 2
     finally:
         daemon.stop(timeout=5)
+        store.close()
+
+
+def test_prune_applies_retention_days_on_the_store_clock(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    config_path = tmp_path / "nemod.yaml"
+    config_path.write_text(
+        "state_dir: state\nretention_days: 7\nwatch:\n  - path: in\n    output: out\n"
+        "rules:\n  - name: all\n"
+    )
+    clock = Clock()
+    store = SQLiteStore(tmp_path / "state" / "jobs.sqlite3", clock=clock)
+    daemon = Daemon(load(config_path), store, FlakyOnce(), clock=clock, watcher_factory=deaf_watcher)
+    try:
+        job = store.enqueue("fp", "all", SourceRef(str(tmp_path / "in"), "bad.mp4"))
+        assert job is not None
+        claimed = store.claim("w", lease_seconds=60)
+        assert claimed is not None
+        store.fail(claimed.id, claimed.lease_token, "bad.mp4 is empty (0 bytes).")
+        clock.now += 6 * 86_400
+        assert daemon.prune() == 0
+        clock.now += 2 * 86_400
+        assert daemon.prune() == 1
+        assert store.get(job.id) is None
+    finally:
+        daemon.stop()
         store.close()

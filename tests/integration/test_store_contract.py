@@ -254,3 +254,33 @@ def test_database_clock_is_used_by_default(make_store: StoreFactory) -> None:
     job = store.claim("w", lease_seconds=30)
     assert job is not None and job.lease_expires_at is not None
     assert 25 < job.lease_expires_at - time.time() < 35
+
+
+def test_prune_keeps_done_fingerprints_and_drops_old_failures(store: JobStore, clock: FakeClock) -> None:
+    day = 86_400.0
+    done = store.enqueue("fp-done", "r", SourceRef("/in", "a.mov"))
+    failed = store.enqueue("fp-failed", "r", SourceRef("/in", "b.mov"))
+    assert done is not None and failed is not None
+    first = store.claim("w", lease_seconds=60)
+    assert first is not None and first.id == done.id
+    store.record_side_effect(first, "render@s1", "render_1")
+    assert store.complete(first.id, first.lease_token, {".mp4": "/out/a.mp4"})
+    second = store.claim("w", lease_seconds=60)
+    assert second is not None and second.id == failed.id
+    store.record_side_effect(second, "session", "s2")
+    assert store.fail(second.id, second.lease_token, "b.mov is not a readable video file.")
+    recent = store.enqueue("fp-recent", "r", SourceRef("/in", "c.mov"))
+    assert recent is not None
+
+    clock.advance(29 * day)
+    assert store.prune(30 * day) == 0
+    assert store.side_effect(first, "render@s1") is not None
+
+    clock.advance(2 * day)
+    assert store.prune(30 * day) == 3  # two ledger rows and the failed job
+    assert store.get(failed.id) is None
+    kept = store.get(done.id)
+    assert kept is not None and kept.state == JobState.DONE
+    assert store.side_effect(first, "render@s1") is None
+    assert store.enqueue("fp-done", "r", SourceRef("/in", "a-renamed.mov")) is None, "done stays done"
+    assert store.get(recent.id) is not None, "unfinished jobs are never pruned"
