@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,15 +163,16 @@ class LocalEngine:
         done = 0.0
         words: list[Word] = []
         try:
-            for (start, end), samples in audio_regions(source, regions):
-                _check(cancel)
+            with closing(audio_regions(source, regions)) as decoded:  # closes the file on errors too
+                for (start, end), samples in decoded:
+                    _check(cancel)
 
-                def report(fraction: float, done: float = done, length: float = end - start) -> None:
-                    progress("transcribe", min(1.0, (done + fraction * length) / total))
+                    def report(fraction: float, done: float = done, length: float = end - start) -> None:
+                        progress("transcribe", min(1.0, (done + fraction * length) / total))
 
-                words += [Word(word.start + start, word.end + start, word.text)
-                          for word in self.transcriber.words(samples, on_progress=report, cancel=cancel)]
-                done += end - start
+                    words += [Word(word.start + start, word.end + start, word.text)
+                              for word in self.transcriber.words(samples, on_progress=report, cancel=cancel)]
+                    done += end - start
         except (PermanentJobError, MediaError):
             raise
         except Exception as exc:

@@ -139,7 +139,9 @@ def transcription_regions(
     return [(a, b) for a, b in regions]
 
 
-def audio_regions(path: Path, regions: Sequence[Range], seconds: float = CHUNK_SECONDS) -> Iterator[tuple[Range, Any]]:
+def audio_regions(
+    path: Path, regions: Sequence[Range], seconds: float = CHUNK_SECONDS
+) -> Generator[tuple[Range, Any], None, None]:
     """(region, 16 kHz float32 samples) for each of ``regions`` (sorted, not overlapping,
     source seconds) of the first sound track of ``path``, decoded chunk by chunk; only the
     current region's samples and one chunk are held, and decoding stops after the last region.
