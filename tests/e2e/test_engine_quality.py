@@ -90,8 +90,8 @@ def _flash_times(path: Path) -> list[float]:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
             luma = frame.to_ndarray(format="gray")
-            if luma.mean() > 128:
-                times.append(float(frame.pts * stream.time_base))
+            if luma.mean() > 128 and frame.time is not None:
+                times.append(float(frame.time))
     return times
 
 
