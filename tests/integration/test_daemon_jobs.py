@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import structlog
+from daemon_loop import run_until
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
@@ -104,14 +105,7 @@ class Harness:
         )
 
     def drive(self, until: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.daemon.run_once()
-            if until():
-                return
-            self.daemon.wakeup.wait(0.05)
-            self.daemon.wakeup.clear()
-        raise AssertionError(f"condition not met in {timeout} s; jobs: {self.store.jobs()}")
+        run_until(self.daemon, until, timeout=timeout, detail=lambda: f"jobs: {self.store.jobs()}")
 
     def jobs(self, state: JobState | None = None) -> list[Job]:
         return self.store.jobs(state, limit=10_000)

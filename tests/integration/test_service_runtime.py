@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from daemon_loop import run_until
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
@@ -228,14 +229,7 @@ def test_processing_window_holds_jobs_until_it_opens(tmp_path: Path) -> None:
     daemon = Daemon(config, store, CopyBackend(), options=FAST, events=on_event, service=runtime)
 
     def drive(until: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            daemon.run_once()
-            if until():
-                return
-            daemon.wakeup.wait(0.05)
-            daemon.wakeup.clear()
-        raise AssertionError(f"not reached; jobs: {store.jobs()}")
+        run_until(daemon, until, detail=lambda: f"jobs: {store.jobs()}")
 
     try:
         (tmp_path / "in" / "late.mov").write_bytes(b"x")

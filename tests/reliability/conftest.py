@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_loop import run_until
 
 from nemod.backends.base import Backend
 from nemod.config import Config, load
@@ -219,14 +220,8 @@ class InProcess:
                              events=lambda name, job: self.events.append((name, job.id)))
 
     def drive(self, until: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.daemon.run_once()
-            if until():
-                return
-            self.daemon.wakeup.wait(0.05)
-            self.daemon.wakeup.clear()
-        raise AssertionError(f"{what or 'condition'} not met in {timeout} s; jobs: {self.jobs()}")
+        run_until(self.daemon, until, timeout=timeout, what=what or "condition",
+                  detail=lambda: f"jobs: {self.jobs()}")
 
     def jobs(self, state: JobState | None = None) -> list[Job]:
         return self.store.jobs(state, limit=1_000_000)
