@@ -13,6 +13,7 @@ from nemod.app import build_backend
 from nemod.commands import add_config_option, load_config
 from nemod.daemon import Daemon
 from nemod.logs import configure
+from nemod.service.malloc import limit_arenas
 from nemod.service.runtime import build_runtime
 from nemod.store import open_store
 
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the daemon until stopped; exit 0 after a graceful stop."""
     config = load_config(args)
     configure(config.log_level)
+    limit_arenas()  # before any daemon thread starts: keeps RSS flat over long runs
     store = open_store(config.state_dir)
     runtime = build_runtime(config)  # sd_notify, beacon, notifications, status_port
     try:

@@ -42,11 +42,13 @@ class FakeBackend:
         self.cancelled = threading.Event()
         self.running = 0
         self.max_running = 0
+        self.threads: set[int] = set()
         self._lock = threading.Lock()
 
     def process(self, request: JobRequest, context: JobContext) -> Rendition:
         with self._lock:
             self.calls.append(request.source.name)
+            self.threads.add(threading.get_ident())
             self.running += 1
             self.max_running = max(self.max_running, self.running)
         try:
@@ -279,6 +281,7 @@ def test_concurrency_limit(harness: Harness) -> None:
     harness.backend.gate.set()
     harness.drive(lambda: harness.count(JobState.DONE) == 6)
     assert harness.backend.max_running == 3
+    assert len(harness.backend.threads) == 3  # six jobs, three long-lived workers
 
 
 def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(harness: Harness) -> None:

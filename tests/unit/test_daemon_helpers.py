@@ -6,10 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from nemod.config import WatchFolder
-from nemod.daemon import backoff, make_owner, move_aside, owner_is_dead, write_failure
+from nemod.daemon import WorkerPool, backoff, make_owner, move_aside, owner_is_dead, write_failure
 
 
 def test_backoff_doubles_and_caps() -> None:
@@ -78,3 +79,30 @@ def test_move_aside_never_overwrites(tmp_path: Path) -> None:
     target = move_aside(source, folder, "clip.mp4")
     assert target == folder / "clip-1.mp4" and target.read_bytes() == b"new"
     assert (folder / "clip.mp4").read_bytes() == b"old"
+
+
+def test_worker_pool_reuses_at_most_size_threads_and_shuts_down() -> None:
+    pool = WorkerPool(name="test-worker")
+    ran: list[int] = []
+    finished = threading.Semaphore(0)
+
+    def work(index: int) -> None:
+        ran.append(threading.get_ident())
+        finished.release()
+
+    for index in range(40):
+        pool.submit(lambda index=index: work(index), size=2)
+    for _ in range(40):
+        assert finished.acquire(timeout=10)
+    assert len(ran) == 40
+    assert len(set(ran)) <= 2
+    assert pool.shutdown(timeout=10)
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-worker")]
+
+
+def test_worker_pool_shutdown_reports_a_stuck_worker() -> None:
+    pool = WorkerPool(name="stuck-worker")
+    release = threading.Event()
+    pool.submit(release.wait, size=1)
+    assert pool.shutdown(timeout=0.2) is False
+    release.set()
