@@ -627,8 +627,18 @@ class Daemon:
     def _do_reload(self, now: float) -> None:
         if self._config_loader is None:
             return
+        if self._service is not None:
+            self._service.reloading(self)  # RELOADING=1
         try:
-            config = self._config_loader()
+            self._reload_config(self._config_loader, now)
+        finally:
+            if self._service is not None:
+                self._service.reloaded(self)  # READY=1, whether or not the new config took
+
+    def _reload_config(self, loader: Callable[[], Config], now: float) -> None:
+        """Swap in a freshly loaded config (and backend); a bad one is logged and the old kept."""
+        try:
+            config = loader()
         except ConfigError as exc:
             self._log.error("config_reload_failed", problems=[str(p) for p in exc.problems])
             return

@@ -81,6 +81,12 @@ class ServiceHooks(Protocol):
     def hold(self, watch: WatchFolder, rule: Rule) -> float | None:
         """Seconds to hold a job back for its processing window, or None to start it."""
 
+    def reloading(self, daemon: DaemonView) -> None:
+        """A SIGHUP reload began."""
+
+    def reloaded(self, daemon: DaemonView) -> None:
+        """The reload is over (the new config in use, or the old one kept)."""
+
     def stopping(self, daemon: DaemonView) -> None:
         """A graceful stop began."""
 
@@ -187,6 +193,16 @@ class ServiceRuntime:
             log.warning("schedule_never_opens", folder=str(watch.path), rule=rule.name)
             return NEVER_OPEN_RETRY_SECONDS
         return max(1.0, (opens - now).total_seconds())
+
+    def reloading(self, daemon: DaemonView) -> None:
+        """``RELOADING=1`` (systemd shows the unit as reloading)."""
+        self.sd.reloading()
+
+    def reloaded(self, daemon: DaemonView) -> None:
+        """``READY=1`` with a fresh status line: ``systemctl reload`` returns."""
+        self.config = daemon.config
+        self.sd.ready(status=self._refresh(daemon, force=True, announce=False))
+        log.info("service_reloaded")
 
     def stopping(self, daemon: DaemonView) -> None:
         """``STOPPING=1``."""

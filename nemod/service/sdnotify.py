@@ -112,9 +112,13 @@ class SdNotifier:
         self._last_status = status
         return self.send(READY=1, STATUS=status)
 
-    def reloading(self) -> bool:
-        """``RELOADING=1``: a SIGHUP reload started (follow with :meth:`ready`)."""
-        return self.send(RELOADING=1)
+    def reloading(self, monotonic_usec: int | None = None) -> bool:
+        """``RELOADING=1`` with ``MONOTONIC_USEC=`` (CLOCK_MONOTONIC in µs, default now): a
+        SIGHUP reload started; follow it with :meth:`ready` when it is over."""
+        usec = monotonic_usec
+        if usec is None:
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return self.send(RELOADING=1, MONOTONIC_USEC=usec)
 
     def status(self, text: str) -> bool:
         """``STATUS=text``; unchanged text is not sent again (returns False then)."""

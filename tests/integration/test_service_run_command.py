@@ -1,5 +1,5 @@
-"""``nemod run`` as systemd starts it: a child process with ``$NOTIFY_SOCKET``, stopped
-with SIGTERM (graceful: STOPPING=1, exit 0) — the unit file's contract."""
+"""``nemod run`` as systemd starts it: a child process with ``$NOTIFY_SOCKET``, reloaded
+with SIGHUP, stopped with SIGTERM (graceful: STOPPING=1, exit 0) — the unit file's contract."""
 
 from __future__ import annotations
 
@@ -62,6 +62,11 @@ def test_run_notifies_systemd_and_stops_gracefully_on_sigterm(tmp_path: Path) ->
         receive_until(sock, "WATCHDOG", timeout=10)
         beacon = read_beacon(tmp_path / "state" / "daemon.json")
         assert beacon is not None and beacon["pid"] == process.pid
+        # `systemctl reload` (ExecReload sends SIGHUP): RELOADING=1, then READY=1 again.
+        process.send_signal(signal.SIGHUP)
+        reloading = receive_until(sock, "RELOADING", timeout=30)
+        assert int(reloading[-1]["MONOTONIC_USEC"]) > 0
+        assert receive_until(sock, "READY", timeout=30)[-1]["STATUS"] == "idle; 0 queued"
         process.send_signal(signal.SIGTERM)
         receive_until(sock, "STOPPING", timeout=30)
         output, _ = process.communicate(timeout=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,8 +62,11 @@ def test_ready_status_watchdog_stopping_reach_the_socket(systemd: tuple[FakeSyst
         assert fake.receive() == {"STATUS": "1 running (talk.mov render 45%); 2 queued"}
         assert notifier.watchdog()
         assert fake.receive() == {"WATCHDOG": "1"}
+        assert notifier.reloading(monotonic_usec=123)
+        assert fake.receive() == {"RELOADING": "1", "MONOTONIC_USEC": "123"}
         assert notifier.reloading()
-        assert fake.receive() == {"RELOADING": "1"}
+        usec = int(fake.receive()["MONOTONIC_USEC"])
+        assert abs(usec - time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000) < 60_000_000
         assert notifier.stopping()
         message = fake.receive()
         assert message["STOPPING"] == "1"
