@@ -88,6 +88,7 @@ SCHEMA: dict[str, Any] = {
                 "required": ["path", "output"],
                 "properties": {
                     "path": {"type": "string", "minLength": 1},
+                    "id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
                     "output": {"type": "string", "minLength": 1},
                     "failed": {"type": "string", "minLength": 1},
                     "done": {"type": "string", "minLength": 1},
@@ -188,6 +189,14 @@ class WatchFolder:
     schedule: str | None = None
     on_success: str = "leave"
     on_failure: str = "move"
+    #: The folder's name in the job store (``id:``); hosts that mount one share at
+    #: different places give it the same id. Empty: the folder's absolute path.
+    id: str = ""
+
+    @property
+    def key(self) -> str:
+        """How the job store names this folder: ``id`` if set, else the absolute path."""
+        return self.id or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -243,6 +252,17 @@ class Config:
     cloud: CloudSettings = field(default_factory=CloudSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+
+    def watch_for(self, key: str) -> WatchFolder | None:
+        """The watch folder the job store calls ``key`` (see :attr:`WatchFolder.key`), or
+        None when this config has no such folder."""
+        return next((watch for watch in self.watches if watch.key == key), None)
+
+    def locate(self, key: str, relative: str) -> Path | None:
+        """Where a source stored as (``key``, ``relative``) is on this host, or None when
+        its watch folder is not configured here."""
+        watch = self.watch_for(key)
+        return None if watch is None else watch.path / relative
 
     def rule(self, name: str) -> Rule:
         """Return the rule called ``name``; raises KeyError when there is none."""
@@ -372,6 +392,10 @@ def _schema_problems(
             document.problem(path, error.message.replace("is a required property", "is required"), prefix)
         elif error.validator == "pattern" and path and path[-1] == "name":
             document.problem(path, "a rule name uses letters, digits, '-', '_' and '.'", prefix)
+        elif error.validator == "pattern" and path and path[-1] == "id":
+            document.problem(
+                path, "a folder id is 1 to 64 letters, digits, '-', '_' and '.' (not first)", prefix
+            )
         else:
             document.problem(path, error.message, prefix)
 
@@ -558,6 +582,7 @@ def load(
 
     settle = float(data.get("settle_seconds", 5.0))
     watches: list[WatchFolder] = []
+    keys: set[str] = set()
     for index, raw in enumerate(data.get("watch", [])):
         key = ("watch", index)
         watch_path = _folder(base, raw["path"])
@@ -571,6 +596,11 @@ def load(
                 document.problem((*key, "rules"), f"no rule named {name!r}")
         if raw.get("schedule") and (schedule_problem := check_schedule(raw["schedule"])):
             document.problem((*key, "schedule"), schedule_problem)
+        store_key = raw.get("id") or str(watch_path)
+        if store_key in keys:
+            field_name = "id" if raw.get("id") else "path"
+            document.problem((*key, field_name), f"another watch folder already uses {store_key!r}")
+        keys.add(store_key)
         watches.append(
             WatchFolder(
                 path=watch_path,
@@ -586,6 +616,7 @@ def load(
                 schedule=raw.get("schedule"),
                 on_success=raw.get("on_success", "leave"),
                 on_failure=raw.get("on_failure", "move"),
+                id=raw.get("id", ""),
             )
         )
     if problems:

@@ -265,10 +265,10 @@ class Daemon:
         self._log.info("daemon_started", owner=self.owner, folders=len(self.watchers))
 
     def _make_watcher(self, watch: WatchFolder) -> FolderWatcher:
-        root = str(watch.path)
+        key = watch.key
 
         def known(relative: str, size: int, mtime: float) -> bool:
-            return self.store.known(SourceRef(root, relative), size, mtime)
+            return self.store.known(SourceRef(key, relative), size, mtime)
 
         return self._watcher_factory(watch, known, wakeup=self.wakeup)
 
@@ -399,7 +399,7 @@ class Daemon:
         except PermanentJobError:
             rule_name = NO_RULE
         job = self.store.enqueue(
-            print_, rule_name, SourceRef(watcher.root, found.relative),
+            print_, rule_name, SourceRef(watcher.watch.key, found.relative),
             size=found.size, mtime=found.mtime,
         )
         watcher.mark_seen(found)
@@ -484,7 +484,11 @@ class Daemon:
             self.wakeup.set()
 
     def _watch_for(self, job: Job) -> WatchFolder | None:
-        return next((w for w in self.config.watches if str(w.path) == job.source.root), None)
+        return self.config.watch_for(job.source.root)
+
+    def _source_path(self, job: Job) -> Path:
+        """The job's source on this host (just its relative path when its folder is gone)."""
+        return self.config.locate(job.source.root, job.source.relative) or Path(job.source.relative)
 
     def _rule_for(self, job: Job, watch: WatchFolder, source: Path) -> Rule:
         if job.rule == NO_RULE:
@@ -499,7 +503,7 @@ class Daemon:
     def _prepare(self, job: Job) -> tuple[WatchFolder, Path]:
         """The job's watch folder and source path; raises when the job cannot start."""
         watch = self._watch_for(job)
-        source = job.source.resolve()
+        source = self._source_path(job)
         if watch is None:
             raise PermanentJobError(f"its watch folder {job.source.root} is no longer configured.")
         if job.attempts > self.config.max_attempts:
@@ -508,9 +512,9 @@ class Daemon:
                 f"{source.name}, so it gave up."
             )
         if not source.is_file():
-            if not Path(job.source.root).is_dir():
+            if not watch.path.is_dir():
                 raise WaitingError(
-                    f"the watch folder {job.source.root} cannot be reached",
+                    f"the watch folder {watch.path} cannot be reached",
                     reason="unreachable", delay=self.options.unreachable_retry_seconds,
                 )
             raise PermanentJobError(f"{source.name} disappeared before it could be processed.")
@@ -525,7 +529,7 @@ class Daemon:
     def _execute(self, active: _Active, log: Any) -> None:
         job, config = active.job, self.config
         watch = self._watch_for(job)
-        source = job.source.resolve()
+        source = self._source_path(job)
         rule: Rule | None = None
         try:
             watch, source = self._prepare(job)

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     for watch in config.watches:
         root = str(watch.path)
         if str(path).startswith(root + os.sep):
-            source = SourceRef(root, os.path.relpath(path, root).replace(os.sep, "/"))
+            source = SourceRef(watch.key, os.path.relpath(path, root).replace(os.sep, "/"))
     print_ = fingerprint(path) if path.is_file() else None
     store = open_store(config.state_dir)
     try:

@@ -28,9 +28,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def restore_source(config: Config, job: Job) -> bool:
     """Move a failed job's source back from the failed folder; True when it was moved."""
-    source = job.source.resolve()
-    watch = next((w for w in config.watches if str(w.path) == job.source.root), None)
-    if watch is None or source.exists():
+    watch = config.watch_for(job.source.root)
+    if watch is None:
+        return False
+    source = watch.path / job.source.relative
+    if source.exists():
         return False
     parked = watch.failed / job.source.relative
     if not parked.is_file():

@@ -248,7 +248,8 @@ class ServiceRuntime:
                 duration = job.finished_at - job.created_at
             code = error_code(job.error) if name == "failed" else "other"
             self.sink.on_event(name, job_fields(
-                job_id=str(job.id), source=str(job.source.resolve()), rule=job.rule,
+                job_id=str(job.id), source=str(self.config.locate(job.source.root, job.source.relative)
+                                         or job.source.relative), rule=job.rule,
                 folder=job.source.root, outputs=sorted(job.outputs.values()),
                 error=job.error if name == "failed" else None,
                 error_code=None if code == "other" else code,

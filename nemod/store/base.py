@@ -45,14 +45,15 @@ class JobState(enum.StrEnum):
 
 @dataclass(frozen=True, order=True)
 class SourceRef:
-    """A source file as (watch root as configured, path relative to it, with ``/``)."""
+    """A source file as (its watch folder's key, path relative to it, with ``/``).
+
+    The key is the folder's ``id:`` (or its absolute path when it has none): each host
+    resolves it through its own config (:meth:`nemod.config.Config.locate`), so hosts
+    may mount a share at different places.
+    """
 
     root: str
     relative: str
-
-    def resolve(self) -> Path:
-        """The file's path on this host."""
-        return Path(self.root) / self.relative
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,11 +44,13 @@ class FakeBackend:
         self.running = 0
         self.max_running = 0
         self.threads: set[int] = set()
+        self.sources: list[Path] = []
         self._lock = threading.Lock()
 
     def process(self, request: JobRequest, context: JobContext) -> Rendition:
         with self._lock:
             self.calls.append(request.source.name)
+            self.sources.append(request.source)
             self.threads.add(threading.get_ident())
             self.running += 1
             self.max_running = max(self.max_running, self.running)
@@ -503,3 +506,47 @@ def test_a_paid_call_is_not_sent_again_when_the_job_resumes(tmp_path: Path) -> N
     finally:
         harness.daemon.stop(timeout=2)
         harness.store.close()
+
+
+def test_hosts_mounting_one_share_at_different_places_share_jobs_by_folder_id(tmp_path: Path) -> None:
+    # One NAS share, mounted at mnt-a on host A and at mnt-b on host B; one job store.
+    shares = {"a": tmp_path / "mnt-a", "b": tmp_path / "mnt-b"}
+    for share in shares.values():
+        share.mkdir()
+    (shares["a"] / "talk.mp4").write_bytes(b"the talk")
+    shutil.copy2(shares["a"] / "talk.mp4", shares["b"] / "talk.mp4")  # same file, same mtime
+
+    def host(name: str, backend: FakeBackend) -> tuple[Daemon, SQLiteStore]:
+        path = tmp_path / f"host-{name}.yaml"
+        path.write_text(
+            f"state_dir: state\nsettle_seconds: 0.2\nmax_attempts: 5\nwatch:\n"
+            f"  - path: {shares[name]}\n    id: studio-share\n    output: out-{name}\n"
+            f"    poll_interval: 0.2\nrules:\n  - name: all\n"
+        )
+        config = load(path)
+        store = SQLiteStore(config.state_dir / "jobs.sqlite3")
+        return Daemon(config, store, backend, options=FAST, owner=f"host-{name}:1:1"), store
+
+    backend_a = FakeBackend()
+    backend_a.errors["talk.mp4"] = [RetryableJobError("the network dropped")] * 10
+    daemon_a, store_a = host("a", backend_a)
+    try:
+        run_until(daemon_a, lambda: any(j.attempts >= 1 for j in store_a.jobs(JobState.QUEUED)),
+                  detail=lambda: f"jobs: {store_a.jobs()}")
+    finally:
+        daemon_a.stop(timeout=2)
+    [job] = store_a.jobs()
+    assert job.source == SourceRef("studio-share", "talk.mp4")  # no host's mount point
+
+    backend_b = FakeBackend()
+    daemon_b, store_b = host("b", backend_b)
+    try:
+        run_until(daemon_b, lambda: store_b.counts()[JobState.DONE] == 1,
+                  detail=lambda: f"jobs: {store_b.jobs()}")
+        assert len(store_b.jobs()) == 1
+    finally:
+        daemon_b.stop(timeout=2)
+        store_a.close()
+        store_b.close()
+    assert backend_b.sources == [shares["b"] / "talk.mp4"]  # resolved through B's config
+    assert (tmp_path / "out-b" / "talk.mp4").read_bytes() == b"the talk"

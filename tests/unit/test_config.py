@@ -189,3 +189,42 @@ def test_default_config_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEMOD_CONFIG", "/etc/nemod/nemod.yaml")
     assert config.default_config_path(None) == Path("/etc/nemod/nemod.yaml")
     assert config.default_config_path("x.yaml") == Path("x.yaml")
+
+
+def test_watch_folder_id_names_the_folder_in_the_job_store(folders: Path) -> None:
+    (folders / "second").mkdir()
+    path = write(folders, """\
+        watch:
+          - path: ./inbox
+            id: studio-share
+            output: ./outbox
+          - path: ./second
+            output: ./outbox2
+        rules:
+          - name: all
+        """)
+    loaded = config.load(path)
+    assert [w.key for w in loaded.watches] == ["studio-share", str(folders / "second")]
+    assert loaded.locate("studio-share", "day 1/talk.mp4") == folders / "inbox" / "day 1" / "talk.mp4"
+    assert loaded.locate(str(folders / "second"), "a.mp4") == folders / "second" / "a.mp4"
+    assert loaded.locate("elsewhere", "a.mp4") is None
+
+
+def test_watch_folder_ids_must_be_unique_and_plain(folders: Path) -> None:
+    (folders / "second").mkdir()
+    path = write(folders, """\
+        watch:
+          - path: ./inbox
+            id: studio
+            output: ./outbox
+          - path: ./second
+            id: studio
+            output: ./outbox2
+        rules:
+          - name: all
+        """)
+    (problem,) = problems_of(path)
+    assert "watch[1].id: another watch folder already uses 'studio'" in problem
+    path.write_text(path.read_text().replace("id: studio\n    output: ./outbox2", "id: ../up\n    output: ./outbox2"))
+    (problem,) = problems_of(path)
+    assert "watch[1].id: a folder id is 1 to 64 letters, digits" in problem
