@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the status; returns 0 when the daemon runs, 3 when it does not."""
     config = load_config(args, check_folders=False)
     source = StoreStatusSource.for_state_dir(
-        config.state_dir, folders=[str(watch.path) for watch in config.watches]
+        config.state_dir, folders=[watch.key for watch in config.watches]
     )
     snapshot = source.snapshot(time.time())
     if args.json:

@@ -359,7 +359,7 @@ def build_runtime(
     runtime = ServiceRuntime(config, sd=sd, beacon=beacon, sink=sink)
     if config.status_port is not None:
         source = StoreStatusSource.for_state_dir(
-            config.state_dir, folders=[str(w.path) for w in config.watches]
+            config.state_dir, folders=[w.key for w in config.watches]  # as the store names them
         )
         runtime.server = StatusServer(source, port=config.status_port, health=runtime.health)
     return runtime

@@ -191,6 +191,21 @@ def test_status_command_before_the_first_run(
     assert not (tmp_path / "fresh").exists()  # status created nothing
 
 
+def test_status_command_lists_a_folder_by_its_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state_dir = tmp_path / "state"
+    store = SQLiteStore(store_path(state_dir))
+    store.enqueue("fp-1", "talks", SourceRef("studio-inbox", "talk.mov"), size=1, mtime=1.0)
+    store.close()
+    config = write_config(tmp_path, state_dir)
+    config.write_text(config.read_text().replace("    output:", "    id: studio-inbox\n    output:"))
+    assert main(["status", "-c", str(config), "--json"]) == 3
+    folders = {f["folder"]: f for f in json.loads(capsys.readouterr().out)["folders"]}
+    assert list(folders) == ["studio-inbox"]  # once, with its job; not also under its path
+    assert folders["studio-inbox"]["counts"]["queued"] == 1
+
+
 # --- the loopback endpoint ----------------------------------------------------------------
 
 
