@@ -8,8 +8,9 @@ process's RSS is sampled every ``--sample`` seconds. Growth is the median of the
 three samples over the median of the first three taken after the warm-up (the first
 tenth of the run). Prints the figures; ``--json PATH`` also writes them.
 
-Two diagnostics for when the figure moves: ``--trimmed`` also samples RSS right after
-glibc's ``malloc_trim(0)`` (freed heap handed back, so what remains is live memory), and
+Diagnostics for when the figure moves: ``--trimmed`` also samples RSS right after glibc's
+``malloc_trim(0)`` (freed heap handed back, so what remains is live memory; this changes
+the run, so its plain RSS figures are not comparable with an untrimmed run),
 ``--mappings`` prints the mappings (heap, anonymous, each library) whose resident size
 grew most, and ``--tracemalloc`` prints the Python allocation sites that grew most between the end of
 the warm-up and the end of the run (it slows the run and adds its own memory).

@@ -172,6 +172,7 @@ class WorkerPool:
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def submit(self, work: Callable[[], None], size: int) -> None:
         """Run ``work()`` on a worker (starting one if fewer than ``size`` exist).
@@ -180,6 +181,8 @@ class WorkerPool:
         waits long for a worker.
         """
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the worker pool was shut down")
             if len(self._threads) < size:
                 thread = threading.Thread(
                     target=self._loop, name=f"{self._name}-{len(self._threads) + 1}", daemon=True
@@ -190,11 +193,16 @@ class WorkerPool:
 
     def _loop(self) -> None:
         while (work := self._queue.get()) is not None:
-            work()
+            try:
+                work()
+            except BaseException:  # noqa: BLE001 - e.g. SystemExit from a library: the worker stays
+                structlog.get_logger("nemod.daemon").exception("worker_error")
 
     def shutdown(self, timeout: float) -> bool:
-        """Let each worker finish what it runs and end; True when all ended in ``timeout``."""
+        """Let each worker finish what it runs and end; True when all ended in ``timeout``.
+        Nothing can be submitted afterwards (RuntimeError)."""
         with self._lock:
+            self._closed = True
             threads, self._threads = self._threads, []
         for _ in threads:
             self._queue.put(None)
@@ -256,6 +264,7 @@ class Daemon:
 
     def start(self) -> None:
         """Take back this host's dead processes' jobs, start the watchers, scan the folders."""
+        self._adopt_folder_ids()
         self._reclaim_dead_owners()
         now = self.clock()
         self.watchers = [self._make_watcher(watch) for watch in self.config.watches]
@@ -271,6 +280,16 @@ class Daemon:
             return self.store.known(SourceRef(key, relative), size, mtime)
 
         return self._watcher_factory(watch, known, wakeup=self.wakeup)
+
+    def _adopt_folder_ids(self) -> None:
+        """A folder that was just given an ``id:`` keeps its history: its jobs, stored
+        under its path until now, are renamed to the id."""
+        for watch in self.config.watches:
+            if watch.id:
+                renamed = self.store.rename_folder(str(watch.path), watch.id)
+                if renamed:
+                    self._log.info("folder_id_adopted", folder=str(watch.path), id=watch.id,
+                                   jobs=renamed)
 
     def _reclaim_dead_owners(self) -> None:
         for job in self.store.jobs(JobState.RUNNING, limit=10_000):
@@ -327,7 +346,7 @@ class Daemon:
         for active in leftovers:
             self._join(active, deadline)
         self._reap()
-        stuck = self._snapshot()
+        stuck = [a for a in self._snapshot() if not a.done.is_set()]
         # A worker whose job ignored cancellation is left behind (daemonic): no second wait.
         ended = self._workers.shutdown(0.0 if stuck else self.options.cancel_timeout)
         clean = not stuck and ended
@@ -435,7 +454,7 @@ class Daemon:
         active.context.cancel.set()
 
     def _start_jobs(self, now: float) -> None:
-        while len(self._snapshot()) < self.config.concurrency:
+        while len(self._snapshot()) < self.config.concurrency and not self._stopping.is_set():
             job = self.store.claim(self.owner, lease_seconds=self.options.lease_seconds)
             if job is None:
                 return
@@ -487,7 +506,8 @@ class Daemon:
         return self.config.watch_for(job.source.root)
 
     def _source_path(self, job: Job) -> Path:
-        """The job's source on this host (just its relative path when its folder is gone)."""
+        """The job's source on this host. When its folder is not configured here, just its
+        relative path: good for naming the file in messages, not for opening it."""
         return self.config.locate(job.source.root, job.source.relative) or Path(job.source.relative)
 
     def _rule_for(self, job: Job, watch: WatchFolder, source: Path) -> Rule:
@@ -646,18 +666,19 @@ class Daemon:
         except ConfigError as exc:
             self._log.error("config_reload_failed", problems=[str(p) for p in exc.problems])
             return
-        except (NemodError, OSError) as exc:
-            self._log.error("config_reload_failed", problems=[str(exc)])
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the old config stays
+            self._log.error("config_reload_failed", problems=[str(exc) or type(exc).__name__])
             return
         if self._backend_factory is not None:
             try:
                 self.backend = self._backend_factory(config)
-            except NemodError as exc:
-                self._log.error("config_reload_failed", problems=[str(exc)])
+            except Exception as exc:  # noqa: BLE001 - as above
+                self._log.error("config_reload_failed", problems=[str(exc) or type(exc).__name__])
                 return
         for watcher in self.watchers:
             watcher.stop()
         self.config = config
+        self._adopt_folder_ids()
         self.watchers = [self._make_watcher(watch) for watch in config.watches]
         for watcher in self.watchers:
             watcher.start(now)

@@ -15,7 +15,7 @@ The payload (one JSON object, UTF-8)::
         "id": "7f3c…",
         "source": "/srv/inbox/talk.mov",
         "rule": "talks",
-        "folder": "/srv/inbox",
+        "folder": "/srv/inbox",              # the watch folder's id:, else its path
         "outputs": ["/srv/out/talk.mp4", "/srv/out/talk.srt"],   # done
         "summary": "cut 3 pauses, 12:04 → 10:51",                # done
         "error": "the file is not a video ffmpeg can read",      # failed: one line

@@ -11,7 +11,8 @@ Rules every implementation keeps (see the design note "The job store"):
   write that matches no row means the job was taken over, and the caller stops.
 - **Side effects are recorded before they happen** (:meth:`JobStore.record_side_effect`),
   keyed by (fingerprint, rule, key), so a resumed job never repeats a paid call.
-- **Paths travel as (watch root, relative path)** (:class:`SourceRef`).
+- **Paths travel as (watch folder key, relative path)** (:class:`SourceRef`): the key is
+  the folder's ``id:`` or its absolute path, and each host resolves it through its config.
 
 Times are seconds since the epoch on the store's clock (floats).
 """
@@ -166,6 +167,11 @@ class JobStore(Protocol):
     def forget(self, *, fingerprint: str | None = None, source: SourceRef | None = None) -> int:
         """Delete the jobs (and ledger rows) of a file so it is processed again; returns how
         many jobs were deleted. Running jobs are not forgotten."""
+
+    def rename_folder(self, old: str, new: str) -> int:
+        """Name the watch folder ``old`` ``new`` in every job (a folder that was given an
+        ``id:``); returns how many jobs were renamed. Running jobs are renamed too: only
+        the name changes, the lease does not."""
 
     def prune(self, older_than: float) -> int:
         """Retention: forget the details of jobs finished more than ``older_than`` seconds

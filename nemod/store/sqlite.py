@@ -364,6 +364,11 @@ class SQLiteStore:
             conn.execute(f"DELETE FROM jobs WHERE {where}", params)  # noqa: S608
         return len(doomed)
 
+    def rename_folder(self, old: str, new: str) -> int:
+        """See :meth:`nemod.store.base.JobStore.rename_folder`."""
+        with self._tx() as (conn, _):
+            return conn.execute("UPDATE jobs SET root = ? WHERE root = ?", (new, old)).rowcount
+
     def prune(self, older_than: float) -> int:
         """See :meth:`nemod.store.base.JobStore.prune`."""
         with self._tx() as (conn, now):

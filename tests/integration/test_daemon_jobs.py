@@ -43,7 +43,7 @@ class FakeBackend:
         self.cancelled = threading.Event()
         self.running = 0
         self.max_running = 0
-        self.threads: set[int] = set()
+        self.threads: set[str] = set()
         self.sources: list[Path] = []
         self._lock = threading.Lock()
 
@@ -51,7 +51,7 @@ class FakeBackend:
         with self._lock:
             self.calls.append(request.source.name)
             self.sources.append(request.source)
-            self.threads.add(threading.get_ident())
+            self.threads.add(threading.current_thread().name)
             self.running += 1
             self.max_running = max(self.max_running, self.running)
         try:
@@ -284,7 +284,8 @@ def test_concurrency_limit(harness: Harness) -> None:
     harness.backend.gate.set()
     harness.drive(lambda: harness.count(JobState.DONE) == 6)
     assert harness.backend.max_running == 3
-    assert len(harness.backend.threads) == 3  # six jobs, three long-lived workers
+    # Six jobs, three long-lived workers (names, not idents: the OS reuses idents).
+    assert len(harness.backend.threads) == 3
 
 
 def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(harness: Harness) -> None:
@@ -550,3 +551,26 @@ def test_hosts_mounting_one_share_at_different_places_share_jobs_by_folder_id(tm
         store_b.close()
     assert backend_b.sources == [shares["b"] / "talk.mp4"]  # resolved through B's config
     assert (tmp_path / "out-b" / "talk.mp4").read_bytes() == b"the talk"
+
+
+def test_giving_a_folder_an_id_keeps_its_history(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    (tmp_path / "in" / "talk.mp4").write_bytes(b"talk")
+    first = Harness(tmp_path, load(config_path))
+    try:
+        first.drive(lambda: first.count(JobState.DONE) == 1)
+    finally:
+        first.daemon.stop(timeout=2)
+        first.store.close()
+    config_path.write_text(config_path.read_text().replace("    output: out", "    id: inbox\n    output: out"))
+    second = Harness(tmp_path, load(config_path))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            second.daemon.run_once()
+        assert [job.source for job in second.jobs()] == [SourceRef("inbox", "talk.mp4")]
+        assert any(e["event"] == "folder_id_adopted" and e["jobs"] == 1 for e in logs)
+        assert not any(e["event"] == "file_already_known" for e in logs)  # no fingerprinting again
+        assert second.outputs().count("talk.mp4") == 1
+    finally:
+        second.daemon.stop(timeout=2)
+        second.store.close()

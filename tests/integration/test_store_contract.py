@@ -232,6 +232,17 @@ def test_forget_lets_a_file_be_processed_again(store: JobStore) -> None:
     assert again is not None and store.side_effect(again, "render") is None
 
 
+def test_rename_folder_moves_a_folders_jobs_to_its_id(store: JobStore) -> None:
+    store.enqueue("fp1", "cut", SourceRef("/mnt/nas/in", "a.mp4"), size=5, mtime=1.0)
+    store.enqueue("fp2", "cut", SourceRef("/mnt/nas/in", "b.mp4"), size=5, mtime=1.0)
+    store.enqueue("fp3", "cut", SourceRef("/elsewhere", "a.mp4"), size=5, mtime=1.0)
+    assert store.rename_folder("/mnt/nas/in", "studio") == 2
+    assert store.known(SourceRef("studio", "a.mp4"), 5, 1.0)
+    assert not store.known(SourceRef("/mnt/nas/in", "a.mp4"), 5, 1.0)
+    assert store.known(SourceRef("/elsewhere", "a.mp4"), 5, 1.0)
+    assert store.rename_folder("/mnt/nas/in", "studio") == 0
+
+
 def test_counts_jobs_and_running_step(store: JobStore) -> None:
     for index in range(3):
         store.enqueue(f"fp{index}", "cut", SourceRef("/w", f"{index}.mp4"))

@@ -9,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from nemod.config import WatchFolder
 from nemod.daemon import WorkerPool, backoff, make_owner, move_aside, owner_is_dead, write_failure
 
@@ -83,11 +85,11 @@ def test_move_aside_never_overwrites(tmp_path: Path) -> None:
 
 def test_worker_pool_reuses_at_most_size_threads_and_shuts_down() -> None:
     pool = WorkerPool(name="test-worker")
-    ran: list[int] = []
+    ran: list[str] = []
     finished = threading.Semaphore(0)
 
     def work(index: int) -> None:
-        ran.append(threading.get_ident())
+        ran.append(threading.current_thread().name)  # idents are reused by the OS; names not
         finished.release()
 
     for index in range(40):
@@ -106,3 +108,18 @@ def test_worker_pool_shutdown_reports_a_stuck_worker() -> None:
     pool.submit(release.wait, size=1)
     assert pool.shutdown(timeout=0.2) is False
     release.set()
+
+
+def test_worker_pool_survives_a_job_raising_system_exit_and_refuses_work_after_shutdown() -> None:
+    pool = WorkerPool(name="exit-worker")
+    done = threading.Event()
+
+    def leave() -> None:
+        raise SystemExit(3)
+
+    pool.submit(leave, size=1)
+    pool.submit(done.set, size=1)  # the single worker is still there to run it
+    assert done.wait(10)
+    assert pool.shutdown(timeout=10)
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(done.set, size=1)
