@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from nemod.edits import EditParseError, Plan, parse_edit, plan_from_operations
+from nemod.edits import EditParseError, Music, Plan, parse_edit, plan_from_operations
 from nemod.errors import ConfigError, Problem
 from nemod.service.schedule import check as check_schedule
 
@@ -418,7 +418,12 @@ def _build_rule(
     path: tuple[Any, ...],
     prefix: tuple[Any, ...],
     plan_edits: bool,
+    *,
+    files_base: Path | None = None,
 ) -> Rule | None:
+    """The rule described by ``raw`` at ``path`` of ``document``, or None after recording
+    its problems. ``files_base`` (the config's folder; None: do not look) is where files the
+    edit names, such as background music, are looked for."""
     ok = True
     match_raw = raw.get("match") or {}
     globs = match_raw.get("glob", [])
@@ -464,6 +469,15 @@ def _build_rule(
         except (EditParseError, TypeError, ValueError) as exc:
             key = "operations" if raw.get("operations") else "edit"
             document.problem((*path, key), str(exc), prefix)
+            ok = False
+    music = plan.find(Music)
+    if music is not None and files_base is not None:
+        music_file = Path(music.path).expanduser()
+        if not music_file.is_absolute():
+            music_file = files_base / music_file
+        if not music_file.is_file():
+            key = "operations" if raw.get("operations") else "edit"
+            document.problem((*path, key), f"background music file not found: {music_file}", prefix)
             ok = False
     if not ok:
         return None
@@ -512,7 +526,8 @@ def _folder(base: Path, value: str) -> Path:
 
 
 def _load_rules_dir(
-    folder: Path, base_display: Path, plan_edits: bool, problems: list[Problem]
+    folder: Path, base_display: Path, plan_edits: bool, problems: list[Problem],
+    *, files_base: Path | None = None,
 ) -> list[Rule]:
     rules: list[Rule] = []
     for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
@@ -524,7 +539,8 @@ def _load_rules_dir(
             else:
                 _schema_problems(document, RULE_SCHEMA)
                 if not document.problems:
-                    rule = _build_rule(document.data, document, (), (), plan_edits)
+                    rule = _build_rule(document.data, document, (), (), plan_edits,
+                                       files_base=files_base)
                     if rule:
                         rules.append(rule)
         problems.extend(document.problems)
@@ -540,7 +556,8 @@ def load(
     """Read, validate and freeze the config at ``path``.
 
     ``check_folders`` verifies that watched folders exist (``exists`` is the test;
-    output folders are created on demand). Raises :class:`ConfigError` listing every
+    output folders are created on demand) and that files edits name (background music)
+    are there. Raises :class:`ConfigError` listing every
     problem found, with file, line and key path.
     """
     file = Path(path)
@@ -563,7 +580,8 @@ def load(
 
     rules: list[Rule] = []
     for index, raw in enumerate(data.get("rules", [])):
-        rule = _build_rule(raw, document, ("rules", index), (), plan_edits)
+        rule = _build_rule(raw, document, ("rules", index), (), plan_edits,
+                           files_base=base if check_folders else None)
         if rule:
             rules.append(rule)
     if "rules_dir" in data:
@@ -571,7 +589,8 @@ def load(
         if not rules_dir.is_dir():
             document.problem(("rules_dir",), f"folder not found: {rules_dir}")
         else:
-            rules.extend(_load_rules_dir(rules_dir, base, plan_edits, problems))
+            rules.extend(_load_rules_dir(rules_dir, base, plan_edits, problems,
+                                         files_base=base if check_folders else None))
     seen: set[str] = set()
     for rule in rules:
         if rule.name in seen:

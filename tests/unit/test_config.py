@@ -228,3 +228,26 @@ def test_watch_folder_ids_must_be_unique_and_plain(folders: Path) -> None:
     path.write_text(path.read_text().replace("id: studio\n    output: ./outbox2", "id: ../up\n    output: ./outbox2"))
     (problem,) = problems_of(path)
     assert "watch[1].id: a folder id is 1 to 64 letters, digits" in problem
+
+
+def test_a_missing_background_music_file_is_a_check_error(folders: Path) -> None:
+    path = write(folders, """\
+        watch:
+          - path: ./inbox
+            output: ./outbox
+        rules:
+          - name: with-music
+            edit: "add BGM music/lofi.mp3 at 35%, export 1080p MP4"
+          - name: structured
+            operations:
+              - {op: music, path: /nowhere/theme.mp3}
+        """)
+    problems = problems_of(path)
+    assert len(problems) == 2
+    assert "rules[0].edit: background music file not found: " in problems[0]
+    assert problems[0].endswith(str(folders / "music" / "lofi.mp3"))
+    assert "rules[1].operations: background music file not found: /nowhere/theme.mp3" in problems[1]
+    (folders / "music").mkdir()
+    (folders / "music" / "lofi.mp3").write_bytes(b"ID3")
+    assert problems_of(path) == [problems[1]]
+    assert config.load(path, check_folders=False).rules[1].name == "structured"  # nemod jobs, status
