@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
 
 StepProgress = Callable[[str, float], None]
+#: How many probe results a LocalEngine remembers (a few jobs' sources).
+_PROBES_REMEMBERED = 16
 
 
 def _quiet(step: str, fraction: float) -> None:
@@ -83,6 +86,29 @@ class LocalEngine:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self.transcriber = Transcriber(settings.whisper_model, settings.threads)
+        # Planning and rendering one job both need the source's streams: remember the last
+        # few probes (keyed by path, inode, size and mtime, so a changed file is probed
+        # again). Each probe also costs PyAV ~250 bytes that are never freed.
+        self._probed: OrderedDict[tuple[str, int, int, int], MediaInfo] = OrderedDict()
+        self._probed_lock = threading.Lock()
+
+    def _probe(self, path: Path) -> MediaInfo:
+        """:func:`_probe` ``path``, or its remembered result while the file is unchanged."""
+        try:
+            info = path.stat()
+        except OSError:
+            return _probe(path)  # raises the one-line error
+        key = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+        with self._probed_lock:
+            if key in self._probed:
+                self._probed.move_to_end(key)
+                return self._probed[key]
+        media = _probe(path)
+        with self._probed_lock:
+            self._probed[key] = media
+            while len(self._probed) > _PROBES_REMEMBERED:
+                self._probed.popitem(last=False)
+        return media
 
     # --- analysis -------------------------------------------------------------------------
 
@@ -99,7 +125,7 @@ class LocalEngine:
         Raises :class:`PermanentJobError` when the source is not usable media (or the plan
         leaves nothing of it), :class:`MediaError` when cancelled.
         """
-        media = _probe(source)
+        media = self._probe(source)
         timings: dict[str, float] = {}
         analysis = Analysis()
         wants_speech = plan.find(TrimPauses) is not None
@@ -253,7 +279,7 @@ class LocalEngine:
         missing = sorted(name for name in names if name not in sources)
         if missing:
             raise PermanentJobError(f"the timeline uses {missing[0]}, which was not provided.")
-        media = {name: _probe(Path(sources[name])) for name in names}
+        media = {name: self._probe(Path(sources[name])) for name in names}
         output = work_dir / f"{stem}.render.mp4"
         captions: dict[str, Path] = {}
         if has_captions(draft):

@@ -12,11 +12,12 @@ import pytest
 from nemod.backends.base import JobContext, JobRequest
 from nemod.config import EngineSettings, Rule
 from nemod.edits import parse_edit
+from nemod.engine import local
 from nemod.engine.captions import parse_srt, word_error_rate
 from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.errors import MediaError
 from nemod.media import ffmpeg
-from nemod.media.probe import probe
+from nemod.media.probe import MediaInfo, probe
 from nemod.samples import Talk, make_clip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +35,27 @@ def test_copy_remuxes_without_reencoding(engine: LocalEngine, short_clip: Path, 
     assert command[command.index("-c:v") + 1] == "copy"
     assert abs(probe(result.video).duration - probe(short_clip).duration) < 0.05
     assert result.captions == {}
+
+
+def test_a_job_probes_its_source_once_and_a_changed_source_again(
+    short_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Path] = []
+
+    def counted(path: Path) -> MediaInfo:
+        seen.append(path)
+        return probe(path)
+
+    monkeypatch.setattr(local, "probe", counted)
+    engine = LocalEngine(EngineSettings(preset="ultrafast"))
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(short_clip.read_bytes())
+    draft = engine.plan_draft(source, parse_edit("copy"))
+    engine.render(draft, {source.name: source}, tmp_path / "work", "clip")
+    assert seen == [source]  # planning and rendering share one probe
+    make_clip(source, width=160, height=120, seconds=1.0)  # the file changed
+    assert engine.plan_draft(source, parse_edit("copy"))["m"]  # a draft of the new file
+    assert len(seen) == 2
 
 
 def test_every_operation_in_one_pass(engine: LocalEngine, talk_clip: Talk, tmp_path: Path) -> None:
