@@ -160,11 +160,12 @@ class WorkerPool:
     """Long-lived worker threads that run the callables handed to :meth:`submit`, in order.
 
     Threads are started as needed up to ``size`` (the ``size`` of the latest submit, so a
-    reloaded ``concurrency`` takes effect) and then reused. One thread per job would make
-    every job start on a new thread, and glibc hands new threads further malloc arenas
-    whose fragments pile up: over a 12-minute soak of 1,365 jobs that grew the daemon's
-    RSS by 17 % (``bench/reliability_soak.py --mappings``). Threads are daemonic, so a job
-    that ignores cancellation cannot hold the process open at exit.
+    reloaded ``concurrency`` takes effect) and then reused. With one new thread per job,
+    glibc spread the jobs' allocations over more and more malloc arenas whose fragments
+    piled up: RSS grew 11 % and 17 % in two 12-minute soaks of about 1,360 jobs, 4.7 % on
+    long-lived workers (``bench/reliability_soak.py --mappings``; docs/reliability.md).
+    Threads are daemonic, so a job that ignores cancellation cannot hold the process open
+    at exit.
     """
 
     def __init__(self, name: str = "nemod-worker") -> None:
