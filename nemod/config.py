@@ -472,9 +472,7 @@ def _build_rule(
             ok = False
     music = plan.find(Music)
     if music is not None and files_base is not None:
-        music_file = Path(music.path).expanduser()
-        if not music_file.is_absolute():
-            music_file = files_base / music_file
+        music_file = resolve_path(files_base, music.path)
         if not music_file.is_file():
             key = "operations" if raw.get("operations") else "edit"
             document.problem((*path, key), f"background music file not found: {music_file}", prefix)
@@ -520,7 +518,9 @@ def check_template(template: str) -> str | None:
     return None
 
 
-def _folder(base: Path, value: str) -> Path:
+def resolve_path(base: Path, value: str) -> Path:
+    """``value`` from a config (``~`` expanded) as an absolute path: relative paths are
+    taken from ``base``, the config file's folder."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
 
@@ -585,7 +585,7 @@ def load(
         if rule:
             rules.append(rule)
     if "rules_dir" in data:
-        rules_dir = _folder(base, data["rules_dir"])
+        rules_dir = resolve_path(base, data["rules_dir"])
         if not rules_dir.is_dir():
             document.problem(("rules_dir",), f"folder not found: {rules_dir}")
         else:
@@ -604,10 +604,10 @@ def load(
     keys: set[str] = set()
     for index, raw in enumerate(data.get("watch", [])):
         key = ("watch", index)
-        watch_path = _folder(base, raw["path"])
+        watch_path = resolve_path(base, raw["path"])
         if check_folders and not exists(watch_path):
             document.problem((*key, "path"), f"folder not found: {watch_path}")
-        output = _folder(base, raw["output"])
+        output = resolve_path(base, raw["output"])
         if output == watch_path:
             document.problem((*key, "output"), "the output folder must differ from the watched folder")
         for name in raw.get("rules", []):
@@ -624,8 +624,8 @@ def load(
             WatchFolder(
                 path=watch_path,
                 output=output,
-                failed=_folder(base, raw["failed"]) if "failed" in raw else watch_path / "failed",
-                done=_folder(base, raw["done"]) if "done" in raw else watch_path / "done",
+                failed=resolve_path(base, raw["failed"]) if "failed" in raw else watch_path / "failed",
+                done=resolve_path(base, raw["done"]) if "done" in raw else watch_path / "done",
                 rules=tuple(raw.get("rules", [])),
                 recursive=raw.get("recursive", False),
                 polling=raw.get("polling", "auto"),
@@ -646,7 +646,7 @@ def load(
     notify_raw = data.get("notify", {})
     return Config(
         path=file.resolve(),
-        state_dir=_folder(base, data.get("state_dir", "./state")),
+        state_dir=resolve_path(base, data.get("state_dir", "./state")),
         backend=backend,
         watches=tuple(watches),
         rules=tuple(rules),
@@ -669,7 +669,7 @@ def load(
             threads=engine_raw.get("threads", 0),
             preset=engine_raw.get("preset", "veryfast"),
             crf=engine_raw.get("crf", 23),
-            font=str(_folder(base, engine_raw["font"])) if engine_raw.get("font") else None,
+            font=str(resolve_path(base, engine_raw["font"])) if engine_raw.get("font") else None,
             base_dir=base,
         ),
         notify=NotifySettings(

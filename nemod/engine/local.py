@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
-from nemod.config import EngineSettings
+from nemod.config import EngineSettings, resolve_path
 from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
 from nemod.engine.captions import Word
@@ -219,9 +219,7 @@ class LocalEngine:
                     found[name] = Path(sources[name])
                     continue
                 raw = track.get("m", {}).get("path") or name
-                path = Path(raw).expanduser()
-                if not path.is_absolute() and base is not None:
-                    path = Path(base) / path
+                path = resolve_path(Path(base) if base is not None else Path.cwd(), raw)
                 if not path.is_file():
                     raise PermanentJobError(f"the background music file {raw} was not found.")
                 found[name] = path
