@@ -9,9 +9,9 @@ sidecars, in one ffmpeg pass). :class:`LocalBackend` chains them behind the
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -79,6 +79,11 @@ def _probe(path: Path) -> MediaInfo:
     return media
 
 
+def _probe_stat(path: str, inode: int, size: int, mtime_ns: int) -> MediaInfo:
+    """:func:`_probe` of ``path``; the file's identity and stat are there to key a cache."""
+    return _probe(Path(path))
+
+
 class LocalEngine:
     """The embedded editor. ``settings`` chooses the encoder preset, Whisper model, font, etc.
     The Whisper model is loaded once per engine, on the first job that needs captions."""
@@ -89,8 +94,7 @@ class LocalEngine:
         # Planning and rendering one job both need the source's streams: remember the last
         # few probes (keyed by path, inode, size and mtime, so a changed file is probed
         # again). Each probe also costs PyAV ~250 bytes that are never freed.
-        self._probed: OrderedDict[tuple[str, int, int, int], MediaInfo] = OrderedDict()
-        self._probed_lock = threading.Lock()
+        self._probe_unchanged = functools.lru_cache(maxsize=_PROBES_REMEMBERED)(_probe_stat)
 
     def _probe(self, path: Path) -> MediaInfo:
         """:func:`_probe` ``path``, or its remembered result while the file is unchanged."""
@@ -98,17 +102,7 @@ class LocalEngine:
             info = path.stat()
         except OSError:
             return _probe(path)  # raises the one-line error
-        key = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
-        with self._probed_lock:
-            if key in self._probed:
-                self._probed.move_to_end(key)
-                return self._probed[key]
-        media = _probe(path)
-        with self._probed_lock:
-            self._probed[key] = media
-            while len(self._probed) > _PROBES_REMEMBERED:
-                self._probed.popitem(last=False)
-        return media
+        return self._probe_unchanged(str(path), info.st_ino, info.st_size, info.st_mtime_ns)
 
     # --- analysis -------------------------------------------------------------------------
 
