@@ -60,6 +60,9 @@ class TrimPauses:
 
     min_pause: float = 0.5
     padding: float = 0.2
+    #: gentle | normal | aggressive: how readily speech-like sound is taken for a pause
+    #: (``nemod.engine.pauses.SENSITIVITIES``).
+    sensitivity: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ def _validate(operation: Operation) -> None:
         return EditParseError(message)
 
     if isinstance(operation, TrimPauses):
+        if operation.sensitivity not in ("gentle", "normal", "aggressive"):
+            raise bad(f"sensitivity {operation.sensitivity!r} is not gentle, normal or aggressive")
         if operation.padding < 0 or operation.min_pause <= 0:
             raise bad("trim pauses needs a positive min_pause and a padding ≥ 0")
         if operation.min_pause < 2 * operation.padding:
@@ -268,7 +273,11 @@ def _copy(match: re.Match[str]) -> list[Operation]:
 def _trim(match: re.Match[str]) -> list[Operation]:
     text = match.string
     _check_words(match, _TRIM_WORDS)
-    options: dict[str, float] = {}
+    options: dict[str, Any] = {}
+    if re.search(r"\b(?:gentl[ey]|carefully|conservatively|safely|softly|lightly)\b", text, re.IGNORECASE):
+        options["sensitivity"] = "gentle"
+    elif re.search(r"\b(?:aggressive(?:ly)?|tight(?:ly)?|hard)\b", text, re.IGNORECASE):
+        options["sensitivity"] = "aggressive"
     longer = re.search(rf"(?:longer than|over|above|at least|of|>=?|超过)\s*{_SECONDS}", text)
     if longer:
         options["min_pause"] = _seconds(longer.group(1), longer.group(2))
@@ -304,7 +313,8 @@ _CAPTION_WORDS = (
 )
 _TRIM_WORDS = (
     r"\b(?:trim|remove|cut|delete|drop|out|the|all|any|pauses?|silences?|silent|parts|bits|gaps|dead|air|"
-    r"breaks|jump|jump-cuts?|cuts?|longer|than|over|above|at|least|of|with|keep|keeping|padding|margin|"
+    r"breaks|jump|jump-cuts?|cuts?|gentl[ey]|carefully|conservatively|safely|softly|lightly|aggressive(?:ly)?|"
+    r"tight(?:ly)?|hard|longer|than|over|above|at|least|of|with|keep|keeping|padding|margin|"
     r"\d+(?:\.\d+)?|ms|milliseconds?|s|secs?|seconds?|between|sentences|words|long)\b|>=?|"
     r"\d+(?:\.\d+)?(?:ms|s|秒)|去除|去掉|剪掉|删除|删掉|剪去|剪除|移除|所有|的|停顿|静音段?|空白|沉默|气口|超过|秒"
 )

@@ -24,6 +24,7 @@ from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
 from nemod.engine.captions import Word
 from nemod.engine.fonts import find_font
+from nemod.engine.pauses import DEFAULT_SENSITIVITY, SENSITIVITIES
 from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
 from nemod.engine.timeline import (
     AUDIO,
@@ -37,7 +38,7 @@ from nemod.engine.timeline import (
     summarize,
 )
 from nemod.engine.transcribe import Transcriber
-from nemod.engine.vad import audio_regions, speech_in_file, transcription_regions
+from nemod.engine.vad import SpeechFound, audio_regions, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
@@ -122,13 +123,14 @@ class LocalEngine:
         media = self._probe(source)
         timings: dict[str, float] = {}
         analysis = Analysis()
-        wants_speech = plan.find(TrimPauses) is not None
+        trim: TrimPauses | None = plan.find(TrimPauses)
+        wants_speech = trim is not None
         wants_words = plan.find(Captions) is not None
         if (wants_speech or wants_words) and not media.has_audio:
             analysis = Analysis(notes=(f"{source.name} has no sound: nothing to trim or caption",))
         elif wants_speech or wants_words:
             analysis = self._analyse(source, source_window(plan, media.duration), wants_speech, wants_words,
-                                     timings, progress, cancel)
+                                     trim.sensitivity if trim else DEFAULT_SENSITIVITY, timings, progress, cancel)
         progress("analyse", 1.0)
         try:
             draft = build_draft(plan, media, analysis)
@@ -144,32 +146,37 @@ class LocalEngine:
         window: tuple[float, float],
         wants_speech: bool,
         wants_words: bool,
+        sensitivity: str,
         timings: dict[str, float],
         progress: StepProgress,
         cancel: threading.Event | None,
     ) -> Analysis:
         """Speech ranges (always searched: captions transcribe only the speech) and, when
-        ``wants_words``, the words of the speech inside ``window``. The sound is decoded in
-        chunks, so memory stays flat however long the recording is."""
+        ``wants_words``, the words of the speech inside ``window``; ``sensitivity`` names the
+        pause trim's setting. The sound is decoded in chunks, so memory stays flat however
+        long the recording is."""
         started = time.monotonic()
         try:
-            speech = tuple(speech_in_file(source, window=window))
+            found = speech_in_file(source, window=window, sensitivity=SENSITIVITIES[sensitivity])
         except Exception as exc:
             raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
         timings["vad"] = time.monotonic() - started
         _check(cancel)
         progress("analyse", 0.3)
+        trimmed = found if wants_speech else SpeechFound()
         if not wants_words:
-            return Analysis(speech=speech)
-        regions = transcription_regions(speech, window)
+            return Analysis(speech=found.speech, notes=found.notes, evidence=found.evidence)
+        regions = transcription_regions(found.speech, window)
         if not regions:
-            return Analysis(speech=speech if wants_speech else None, words=(),
-                            notes=(f"no speech found in {source.name}: the captions are empty",))
+            return Analysis(speech=found.speech if wants_speech else None, words=(),
+                            notes=(*trimmed.notes, f"no speech found in {source.name}: the captions are empty"),
+                            evidence=trimmed.evidence)
         started = time.monotonic()
         words = tuple(self._words(source, regions, progress, cancel))
         timings["transcribe"] = time.monotonic() - started
         _check(cancel)
-        return Analysis(speech=speech if wants_speech else None, words=words)
+        return Analysis(speech=found.speech if wants_speech else None, words=words, notes=trimmed.notes,
+                        evidence=trimmed.evidence)
 
     def _words(
         self,

@@ -19,6 +19,7 @@ A draft is ``{"t": [track, ...], "d": ms, "m": {...}}``; each track has ``tt``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -40,6 +41,7 @@ from nemod.edits import (
 )
 from nemod.engine import captions as caption_rules
 from nemod.engine.captions import Word
+from nemod.engine.pauses import Evidence, explain_cuts, protect
 from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
 
@@ -54,11 +56,13 @@ Draft = dict[str, Any]
 @dataclass(frozen=True)
 class Analysis:
     """What the engine learned from the source's sound: speech ranges (source seconds) when
-    pauses are trimmed, timed words (source seconds) when captions are wanted."""
+    pauses are trimmed, timed words (source seconds) when captions are wanted, the per-frame
+    ``evidence`` the speech was found from (explains each cut), and notes for the log."""
 
     speech: tuple[tuple[float, float], ...] | None = None
     words: tuple[Word, ...] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    evidence: Evidence | None = None
 
 
 def output_size(export: Export, width: int, height: int) -> tuple[int, int]:
@@ -150,10 +154,13 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     trim: TrimPauses | None = plan.find(TrimPauses)
     if trim is not None and analysis.speech is not None:
         _refuse_long_silence(name, analysis.speech, window)
-        kept, cuts = kept_ranges(analysis.speech, window, min_pause=trim.min_pause, padding=trim.padding)
-    # Cut on frame boundaries: the renderer cuts picture and sound at the same frame times,
-    # and captions retimed here then match the rendered joins exactly (no drift over many cuts).
-    kept = [(round(a * fps) / fps, min(window[1], round(b * fps) / fps)) for a, b in kept]
+        # A cut never lands inside a word Whisper heard, when the job transcribes anyway.
+        speech = protect(analysis.speech, [(w.start, w.end) for w in analysis.words or ()])
+        kept, cuts = kept_ranges(speech, window, min_pause=trim.min_pause, padding=trim.padding)
+    # Cut on frame boundaries, outwards (a frame is never taken from speech): the renderer
+    # cuts picture and sound at the same frame times, and captions retimed here then match
+    # the rendered joins exactly (no drift over many cuts).
+    kept = _on_frames(kept, fps, window)
     speed: Speed | None = plan.find(Speed)
     factor = speed.factor if speed else 1.0
     segments: list[dict[str, Any]] = [{"src": name, "s": _ms(a), "e": _ms(b)} for a, b in kept if _ms(b) > _ms(a)]
@@ -163,6 +170,12 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
         "tt": VIDEO, "sg": segments, "d": duration,
         "m": {"name": name, "pauses_cut": cuts, "speed": factor, "mute": plan.find(Mute) is not None},
     }]
+    if trim is not None and analysis.speech is not None:
+        tracks[0]["m"]["trim"] = {
+            "min_pause": trim.min_pause, "padding": trim.padding, "sensitivity": trim.sensitivity,
+            "signals": ["silero", "level"] + (["whisper words"] if analysis.words else []),
+            "cuts": explain_cuts([(s["s"] / 1000, s["e"] / 1000) for s in segments], window, analysis.evidence),
+        }
     music: Music | None = plan.find(Music)
     if music is not None:
         tracks.append({
@@ -192,6 +205,21 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     if analysis.notes:
         meta["notes"] = list(analysis.notes)
     return {"t": tracks, "d": duration, "m": meta}
+
+
+def _on_frames(kept: Sequence[tuple[float, float]], fps: float, window: tuple[float, float]) -> list[tuple[float, float]]:
+    """``kept`` moved onto frame boundaries of ``fps``: starts down, ends up (within
+    ``window``; the window's own edges to the nearest frame), so rounding never takes sound
+    from speech; ranges that now touch are joined."""
+    out: list[tuple[float, float]] = []
+    for a, b in kept:
+        start = max(window[0], math.floor(a * fps + 1e-6) / fps) if a > window[0] else round(a * fps) / fps
+        end = min(window[1], math.ceil(b * fps - 1e-6) / fps if b < window[1] else round(b * fps) / fps)
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def _refuse_long_silence(name: str, speech: Sequence[tuple[float, float]], window: tuple[float, float]) -> None:

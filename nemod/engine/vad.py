@@ -1,8 +1,11 @@
 """Finding speech and the pauses between it.
 
-:func:`speech_ranges` runs Silero VAD (the ONNX model bundled with faster-whisper,
-no torch) over 16 kHz mono samples; :func:`kept_ranges` is the pure rule that turns
-speech into the stretches of the source a pause trim keeps.
+:func:`speech_in_file` decodes a recording in chunks and, per chunk, measures Silero VAD's
+speech probability (the ONNX model bundled with faster-whisper, no torch) and the
+speech-band level of every 32 ms frame (:func:`chunk_signals`); the pure
+:func:`nemod.engine.pauses.find_speech` decides from both where the speech is, and
+:func:`kept_ranges` is the pure rule that turns speech into the stretches of the source a
+pause trim keeps.
 
 Defaults (see ``docs/engine.md``): a silence is cut when it is at least
 ``min_pause`` = 0.5 s long, and ``padding`` = 0.2 s of it is kept next to the speech
@@ -12,10 +15,22 @@ on each side — auto-editor's default margin — so a cut pause leaves a 0.4 s 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nemod.engine.pauses import (
+    DEFAULT_SENSITIVITY,
+    FRAME,
+    SENSITIVITIES,
+    SILENT_LEVEL,
+    Evidence,
+    Sensitivity,
+    find_speech,
+)
+
 SAMPLE_RATE = 16_000
+FRAME_SAMPLES = round(FRAME * SAMPLE_RATE)
 #: Audio is decoded and searched for speech in chunks of this many seconds, so memory stays
 #: flat however long the recording is.
 CHUNK_SECONDS = 300.0
@@ -62,49 +77,114 @@ def _with_flush(frames: Iterator[Any]) -> Iterator[Any]:
     yield None  # flushes the resampler
 
 
+@dataclass(frozen=True)
+class SpeechFound:
+    """Speech found in a recording: ``speech`` (start, end) source seconds, ``notes`` for the
+    job log (a loud background, a stretch left whole), and the per-frame ``evidence`` it was
+    decided on (:class:`nemod.engine.pauses.Evidence`), from which each cut is explained."""
+
+    speech: tuple[Range, ...] = ()
+    notes: tuple[str, ...] = ()
+    evidence: Evidence | None = None
+
+
 def speech_in_file(
-    path: Path, seconds: float = CHUNK_SECONDS, window: Range | None = None
-) -> list[Range]:
-    """Speech (start, end) seconds in the first sound track of ``path``, decoded and searched
-    chunk by chunk; with ``window`` only the chunks overlapping it are searched and decoding
-    stops at its end."""
+    path: Path, seconds: float = CHUNK_SECONDS, window: Range | None = None,
+    sensitivity: Sensitivity = SENSITIVITIES[DEFAULT_SENSITIVITY],
+) -> SpeechFound:
+    """Speech in the first sound track of ``path``, decoded and searched chunk by chunk;
+    with ``window`` only the chunks overlapping it are searched and decoding stops at its end.
+
+    Raises av's errors for unreadable sound (the caller words them).
+    """
     chunks = audio_chunks(path, seconds)
     try:
-        return speech_in_chunks(chunks, window)
+        return speech_in_chunks(chunks, window, sensitivity)
     finally:
         chunks.close()
 
 
-def speech_in_samples(samples: Any, seconds: float = CHUNK_SECONDS) -> list[Range]:
-    """Speech (start, end) seconds in already decoded 16 kHz samples, searched chunk by chunk."""
+def speech_in_samples(samples: Any, seconds: float = CHUNK_SECONDS,
+                      sensitivity: Sensitivity = SENSITIVITIES[DEFAULT_SENSITIVITY]) -> SpeechFound:
+    """Speech in already decoded 16 kHz samples, searched chunk by chunk."""
     size = int(seconds * SAMPLE_RATE)
-    return speech_in_chunks(samples[index: index + size] for index in range(0, len(samples), size))
+    return speech_in_chunks((samples[index: index + size] for index in range(0, len(samples), size)),
+                            sensitivity=sensitivity)
 
 
-def speech_in_chunks(chunks: Iterator[Any], window: Range | None = None) -> list[Range]:
-    """Speech (start, end) seconds over consecutive chunks of 16 kHz samples; ranges meeting
-    at a chunk boundary are joined. Chunks of digital silence and chunks outside ``window``
-    are not searched; the chunks after ``window`` are not read."""
+def speech_in_chunks(
+    chunks: Iterator[Any], window: Range | None = None,
+    sensitivity: Sensitivity = SENSITIVITIES[DEFAULT_SENSITIVITY],
+) -> SpeechFound:
+    """Speech over consecutive chunks of 16 kHz samples; ranges meeting at a chunk boundary
+    are joined. Chunks of digital silence and chunks outside ``window`` are not searched;
+    the chunks after ``window`` are not read. A chunk whose speech stands too little above
+    its background to trim safely is returned whole as speech, with a note saying why."""
     import numpy as np
 
     found: list[Range] = []
+    notes: list[str] = []
+    probs: list[Any] = []
+    levels: list[Any] = []
     offset = 0.0
     lo, hi = window if window is not None else (0.0, float("inf"))
     for chunk in chunks:
         if offset >= hi:
             break
         length = len(chunk) / SAMPLE_RATE
+        frames = int(np.ceil(len(chunk) / FRAME_SAMPLES))
         if offset + length <= lo or not len(chunk) or float(np.max(np.abs(chunk))) < SILENCE_PEAK:
+            probs.append(np.zeros(frames, np.float32))
+            levels.append(np.full(frames, SILENT_LEVEL, np.float32))
             offset += length
             continue
-        for chunk_start, chunk_end in speech_ranges(chunk):
-            start, end = chunk_start + offset, chunk_end + offset
+        chunk_probs, chunk_levels = chunk_signals(chunk)
+        probs.append(chunk_probs[:frames])
+        levels.append(chunk_levels[:frames])
+        found_map = find_speech(chunk_probs, chunk_levels, sensitivity, offset)
+        ranges: Sequence[Range] = found_map.speech
+        if found_map.refused:
+            ranges = [(offset, offset + length)]
+            notes.append(f"{_clock(offset)}–{_clock(offset + length)} kept whole: {found_map.refused}")
+        elif found_map.padding:
+            ranges = [(max(offset, a - found_map.padding), min(offset + length, b + found_map.padding))
+                      for a, b in ranges]
+        notes += [f"{_clock(offset)}–{_clock(offset + length)}: {note}" for note in found_map.notes]
+        for start, end in ranges:
             if found and start - found[-1][1] < 0.05:
-                found[-1] = (found[-1][0], end)
+                found[-1] = (found[-1][0], max(found[-1][1], end))
             else:
                 found.append((start, end))
         offset += length
-    return found
+    evidence = Evidence(np.concatenate(probs), np.concatenate(levels)) if probs else None
+    return SpeechFound(tuple(found), tuple(notes), evidence)
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def chunk_signals(samples: Any) -> tuple[Any, Any]:
+    """Silero's speech probability and the speech-band (300–3400 Hz) level in dB for each
+    :data:`nemod.engine.pauses.FRAME` of ``samples`` (float32 mono, 16 kHz)."""
+    import numpy as np
+    from faster_whisper.vad import get_vad_model
+
+    samples = np.asarray(samples, dtype=np.float32)
+    padded = np.pad(samples, (0, (-len(samples)) % FRAME_SAMPLES))
+    if not len(padded):
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    probs = np.asarray(get_vad_model()(padded), dtype=np.float32).reshape(-1)
+    frames = padded.reshape(-1, FRAME_SAMPLES)
+    freqs = np.fft.rfftfreq(FRAME_SAMPLES, 1 / SAMPLE_RATE)
+    band = (freqs >= 300) & (freqs <= 3400)
+    window = np.hanning(FRAME_SAMPLES).astype(np.float32)
+    levels = np.empty(len(frames), np.float32)
+    for first in range(0, len(frames), 4096):  # bounded memory on 5-minute chunks
+        spectrum = np.abs(np.fft.rfft(frames[first: first + 4096] * window, axis=1)[:, band]) ** 2
+        levels[first: first + 4096] = 10 * np.log10(spectrum.sum(axis=1) / FRAME_SAMPLES + 1e-12)
+    return probs, levels
 
 
 def transcription_regions(
@@ -175,23 +255,6 @@ def audio_regions(
             index, parts = index + 1, []
     finally:
         chunks.close()
-
-
-def speech_ranges(samples: Any, sample_rate: int = SAMPLE_RATE) -> list[Range]:
-    """Speech (start, end) seconds in ``samples`` (float32 mono numpy array at 16 kHz).
-
-    Silero's own padding and minimum-silence smoothing are turned down to nearly nothing:
-    :func:`kept_ranges` applies the user's ``min_pause`` and ``padding`` instead.
-    """
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    if len(samples) < sample_rate // 10:
-        return []
-    options = VadOptions(
-        threshold=0.5, min_speech_duration_ms=120, min_silence_duration_ms=100, speech_pad_ms=30
-    )
-    chunks = get_speech_timestamps(samples, options, sampling_rate=sample_rate)
-    return [(chunk["start"] / sample_rate, chunk["end"] / sample_rate) for chunk in chunks]
 
 
 def kept_ranges(
