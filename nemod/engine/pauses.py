@@ -84,11 +84,11 @@ class Sensitivity:
 
 
 SENSITIVITIES: dict[str, Sensitivity] = {
-    "gentle": Sensitivity("gentle", enter=0.25, leave=0.03, support=0.03, noisy_padding=0.25,
+    "gentle": Sensitivity("gentle", enter=0.25, leave=0.05, support=0.03, noisy_padding=0.25,
                           noisy_below=30.0, refuse_below=10.0),
-    "normal": Sensitivity("normal", enter=0.35, leave=0.05, support=0.05, noisy_padding=0.15,
+    "normal": Sensitivity("normal", enter=0.35, leave=0.1, support=0.05, noisy_padding=0.15,
                           noisy_below=25.0, refuse_below=8.0),
-    "aggressive": Sensitivity("aggressive", enter=0.5, leave=0.15, support=0.15, noisy_padding=0.0,
+    "aggressive": Sensitivity("aggressive", enter=0.5, leave=0.2, support=0.15, noisy_padding=0.0,
                               noisy_below=0.0, refuse_below=0.0),
 }
 DEFAULT_SENSITIVITY = "normal"
@@ -96,8 +96,17 @@ DEFAULT_SENSITIVITY = "normal"
 _SMOOTH_FRAMES = 12
 #: Speech-like stretches found by level alone shorter than this are clicks, not words.
 _SHORTEST_LOUD = 0.15
+#: How near (seconds) a loud frame must be to a speech-like one for the level to count.
+_SUPPORT_REACH = 0.3
+#: Spectral flatness below which a frame is voiced (harmonic), and how many voiced frames
+#: a stretch found by level alone needs to count as speech.
+_VOICED = 0.12
+_VOICED_FRAMES = 3
+#: A stretch only Silero calls speech this many dB below the speaker's median level is a
+#: background voice.
+_BACKGROUND_DB = 15.0
 #: How far (seconds) a speech stretch is widened while the level stays above the floor.
-_WIDEN = 0.3
+_WIDEN = 0.15
 #: Where Silero's silence and speech probabilities lie closer than this, Silero cannot tell
 #: the bed from speech (it hears babble as speech) and must be confirmed by the level.
 _INFORMATIVE = 0.3
@@ -152,10 +161,12 @@ def smooth_levels(levels: Any, frames: int = _SMOOTH_FRAMES) -> Any:
     return 10 * np.log10(np.convolve(power, np.ones(frames) / frames, mode="same") + 1e-12)
 
 
-def find_speech(probs: Any, levels: Any, sensitivity: Sensitivity, offset: float = 0.0) -> SpeechMap:
-    """Speech in one stretch of sound from per-frame Silero probabilities ``probs`` and
-    speech-band levels ``levels`` (dB), both :data:`FRAME` apart; times are seconds from
-    ``offset``. Raises nothing; an empty input gives an empty map."""
+def find_speech(probs: Any, levels: Any, sensitivity: Sensitivity, offset: float = 0.0,
+                flatness: Any = None) -> SpeechMap:
+    """Speech in one stretch of sound from per-frame Silero probabilities ``probs``,
+    speech-band levels ``levels`` (dB) and, optionally, that band's spectral ``flatness``,
+    all :data:`FRAME` apart; times are seconds from ``offset``. Raises nothing; an empty
+    input gives an empty map."""
     import numpy as np
 
     probs = np.asarray(probs, dtype=np.float64)
@@ -181,10 +192,25 @@ def find_speech(probs: Any, levels: Any, sensitivity: Sensitivity, offset: float
     movement = float(np.percentile(smooth[calm], 95) - floor) if calm.sum() >= 20 else 3.0
     gate = max(3.0, movement) + 1.0
     by_level = _hysteresis(smooth - floor, gate + 2.0, gate)
-    support = silence_p + sensitivity.support * spread
+    # Level alone is not speech: only the loud frames near a frame Silero finds at least a
+    # little speech-like count (a drum hit, a rustle or the room tone itself does not).
+    near = round(_SUPPORT_REACH / FRAME)
+    supported = np.convolve((probs >= silence_p + sensitivity.support * spread).astype(np.float64),
+                            np.ones(2 * near + 1), mode="same") > 0
+    by_level &= supported
+    voiced = np.asarray(flatness[:count]) < _VOICED if flatness is not None else np.ones(count, bool)
     for first, end in _runs(by_level):
-        if (end - first) * FRAME < _SHORTEST_LOUD or probs[first:end].max() < support:
+        # a loud stretch with no voiced frame is a breath, a rustle or a hiss, not a word
+        if (end - first) * FRAME < _SHORTEST_LOUD or voiced[first:end].sum() < _VOICED_FRAMES:
             by_level[first:end] = False
+    if spread >= _INFORMATIVE and by_silero.any():
+        # Voices far quieter than the speaker's own (people talking across the room, a TV)
+        # are the background: a stretch only Silero hears, and that is that much quieter
+        # than the speech, is not kept for its own sake.
+        voice = float(np.median(smooth[by_silero]))
+        for first, end in _runs(by_silero & ~by_level):
+            if np.median(smooth[first:end]) < voice - _BACKGROUND_DB:
+                by_silero[first:end] = False
     speech = by_silero & by_level if spread < _INFORMATIVE else by_silero | by_level
 
     widen = round(_WIDEN / FRAME)

@@ -33,7 +33,7 @@ SAMPLE_RATE = 16_000
 FRAME_SAMPLES = round(FRAME * SAMPLE_RATE)
 #: Audio is decoded and searched for speech in chunks of this many seconds, so memory stays
 #: flat however long the recording is.
-CHUNK_SECONDS = 300.0
+CHUNK_SECONDS = 300.0  # a whole number of analysis frames (9,375), so frame times never drift
 #: A chunk whose loudest sample is below this (about -70 dBFS) is digital silence: it holds
 #: no speech, and skipping Silero on it makes hours of silent sound quick to search.
 SILENCE_PEAK = 10 ** (-70 / 20)
@@ -138,10 +138,10 @@ def speech_in_chunks(
             levels.append(np.full(frames, SILENT_LEVEL, np.float32))
             offset += length
             continue
-        chunk_probs, chunk_levels = chunk_signals(chunk)
+        chunk_probs, chunk_levels, chunk_flatness = chunk_signals(chunk)
         probs.append(chunk_probs[:frames])
         levels.append(chunk_levels[:frames])
-        found_map = find_speech(chunk_probs, chunk_levels, sensitivity, offset)
+        found_map = find_speech(chunk_probs, chunk_levels, sensitivity, offset, flatness=chunk_flatness)
         ranges: Sequence[Range] = found_map.speech
         if found_map.refused:
             ranges = [(offset, offset + length)]
@@ -165,26 +165,29 @@ def _clock(seconds: float) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
-def chunk_signals(samples: Any) -> tuple[Any, Any]:
-    """Silero's speech probability and the speech-band (300–3400 Hz) level in dB for each
-    :data:`nemod.engine.pauses.FRAME` of ``samples`` (float32 mono, 16 kHz)."""
+def chunk_signals(samples: Any) -> tuple[Any, Any, Any]:
+    """Silero's speech probability, the speech-band (300–3400 Hz) level in dB and that band's
+    spectral flatness (0: a pure tone or voiced sound, 1: white noise such as a breath) for
+    each :data:`nemod.engine.pauses.FRAME` of ``samples`` (float32 mono, 16 kHz)."""
     import numpy as np
     from faster_whisper.vad import get_vad_model
 
     samples = np.asarray(samples, dtype=np.float32)
     padded = np.pad(samples, (0, (-len(samples)) % FRAME_SAMPLES))
     if not len(padded):
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
     probs = np.asarray(get_vad_model()(padded), dtype=np.float32).reshape(-1)
     frames = padded.reshape(-1, FRAME_SAMPLES)
     freqs = np.fft.rfftfreq(FRAME_SAMPLES, 1 / SAMPLE_RATE)
     band = (freqs >= 300) & (freqs <= 3400)
     window = np.hanning(FRAME_SAMPLES).astype(np.float32)
     levels = np.empty(len(frames), np.float32)
+    flatness = np.empty(len(frames), np.float32)
     for first in range(0, len(frames), 4096):  # bounded memory on 5-minute chunks
-        spectrum = np.abs(np.fft.rfft(frames[first: first + 4096] * window, axis=1)[:, band]) ** 2
+        spectrum = np.abs(np.fft.rfft(frames[first: first + 4096] * window, axis=1)[:, band]) ** 2 + 1e-14
         levels[first: first + 4096] = 10 * np.log10(spectrum.sum(axis=1) / FRAME_SAMPLES + 1e-12)
-    return probs, levels
+        flatness[first: first + 4096] = np.exp(np.mean(np.log(spectrum), axis=1)) / np.mean(spectrum, axis=1)
+    return probs, levels, flatness
 
 
 def transcription_regions(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nemod.edits import parse_edit
 from nemod.engine.captions import Word
+from nemod.engine.pauses import FRAME, SpeechMap
 from nemod.engine.render import RenderInputs, copy_args, escape_filter_value, render_args
 from nemod.engine.timeline import Analysis, build_draft, output_size, summarize
 from nemod.engine.vad import kept_ranges
@@ -101,6 +104,12 @@ def test_speech_over_chunks_is_joined_at_the_boundaries(monkeypatch: pytest.Monk
     from nemod.engine import vad
 
     answers = iter([[(0.5, 10.0)], [(0.0, 2.0), (4.0, 5.0)]])
-    monkeypatch.setattr(vad, "speech_ranges", lambda chunk: next(answers))
-    chunks = iter([[0.1] * vad.SAMPLE_RATE * 10, [0.1] * vad.SAMPLE_RATE * 10])
-    assert vad.speech_in_chunks(chunks) == [(0.5, 12.0), (14.0, 15.0)]
+
+    def fake(probs: object, levels: object, sensitivity: object, offset: float, flatness: object = None) -> SpeechMap:
+        return SpeechMap(tuple((a + offset, b + offset) for a, b in next(answers)), snr_db=40.0)
+
+    monkeypatch.setattr(vad, "find_speech", fake)
+    chunks = iter([np.full(vad.SAMPLE_RATE * 10, 0.1, np.float32), np.full(vad.SAMPLE_RATE * 10, 0.1, np.float32)])
+    found = vad.speech_in_chunks(chunks)
+    assert found.speech == ((0.5, 12.0), (14.0, 15.0))
+    assert found.evidence is not None and len(found.evidence.probs) == 2 * math.ceil(10 / FRAME)

@@ -10,6 +10,7 @@ import pytest
 
 from nemod.edits import parse_edit
 from nemod.engine import vad
+from nemod.engine.pauses import SpeechMap
 from nemod.engine.timeline import Analysis, build_draft, spoken_duration
 from nemod.engine.vad import transcription_regions
 from nemod.media.probe import MediaInfo
@@ -52,11 +53,16 @@ def test_one_long_run_of_speech_is_split() -> None:
 def test_silent_chunks_and_chunks_outside_the_window_are_not_searched(monkeypatch: pytest.MonkeyPatch) -> None:
     searched: list[float] = []
 
-    def fake(chunk: np.ndarray) -> list[tuple[float, float]]:
+    def signals(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         searched.append(round(float(chunk[0]), 3))
-        return [(1.0, 2.0)]
+        frames = len(chunk) // vad.FRAME_SAMPLES
+        return np.zeros(frames), np.zeros(frames), np.zeros(frames)
 
-    monkeypatch.setattr(vad, "speech_ranges", fake)
+    def fake(probs: object, levels: object, sensitivity: object, offset: float, flatness: object = None) -> SpeechMap:
+        return SpeechMap(((offset + 1.0, offset + 2.0),), snr_db=40.0)
+
+    monkeypatch.setattr(vad, "chunk_signals", signals)
+    monkeypatch.setattr(vad, "find_speech", fake)
     second = vad.SAMPLE_RATE * 10
     chunks = [np.full(second, value, np.float32) for value in (0.1, 0.0, 0.2, 0.3, 0.4, 0.5)]
     read: list[int] = []
@@ -66,7 +72,7 @@ def test_silent_chunks_and_chunks_outside_the_window_are_not_searched(monkeypatc
             read.append(index)
             yield chunk
 
-    assert vad.speech_in_chunks(feed(), (15.0, 35.0)) == [(21.0, 22.0), (31.0, 32.0)]
+    assert vad.speech_in_chunks(feed(), (15.0, 35.0)).speech == ((21.0, 22.0), (31.0, 32.0))
     assert searched == [0.2, 0.3]  # 0.1 is before the window, 0.0 is digital silence
     assert 5 not in read  # decoding stops after the window
 
