@@ -46,24 +46,32 @@ class Evidence:
     levels: Any
 
     @functools.cached_property
-    def _smooth_and_floor(self) -> tuple[Any, float]:
+    def floor(self) -> float:
+        """The recording's speech-band noise floor (dB): the 10th percentile of its frames' levels."""
         import numpy as np
 
-        smooth = smooth_levels(self.levels)
-        sounding = smooth[self.levels > SILENT_LEVEL]
-        return smooth, float(np.percentile(sounding, 10)) if len(sounding) else SILENT_LEVEL
+        sounding = self.levels[self.levels > SILENT_LEVEL]
+        return float(np.percentile(sounding, 10)) if len(sounding) else SILENT_LEVEL
+
+    def confident_onsets(self, threshold: float = 0.5) -> list[float]:
+        """Times (seconds) where Silero's probability rises to ``threshold``: where speech
+        surely starts."""
+        import numpy as np
+
+        above = self.probs >= threshold
+        rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
+        return [float(index * FRAME) for index in ([0] if len(above) and above[0] else []) + rising.tolist()]
 
     def describe(self, start: float, end: float) -> dict[str, float]:
         """What the signals say of ``start``–``end`` seconds: Silero's highest probability and
-        the highest smoothed level above the recording's noise floor (dB)."""
+        the median level above the recording's noise floor (dB)."""
         import numpy as np
 
         first, last = max(0, int(start / FRAME)), min(len(self.probs), int(np.ceil(end / FRAME)))
         if last <= first:
             return {"silero_max": 0.0, "level_over_floor_db": 0.0}
-        smooth, floor = self._smooth_and_floor
         return {"silero_max": round(float(np.max(self.probs[first:last])), 2),
-                "level_over_floor_db": round(max(0.0, float(np.max(smooth[first:last])) - floor), 1)}
+                "level_over_floor_db": round(max(0.0, float(np.median(self.levels[first:last])) - self.floor), 1)}
 
 
 @dataclass(frozen=True)
@@ -260,7 +268,39 @@ def explain_cuts(kept: Sequence[Range], window: Range, evidence: Evidence | None
     return out
 
 
-def protect(speech: Sequence[Range], words: Sequence[Range], margin: float = 0.05) -> list[Range]:
-    """``speech`` with each word's (start, end) seconds, widened by ``margin``, added: a cut
-    never lands inside a word Whisper heard."""
-    return sorted([*speech, *((max(0.0, a - margin), b + margin) for a, b in words)])
+def onset_fitted(words: Sequence[Any], evidence: Evidence | None, reach: float = 1.0) -> list[Any]:
+    """``words`` (objects with ``start``/``end``, e.g. captions' ``Word``) whose start Whisper
+    placed in the breath or silence before the word moved to where Silero hears the speech
+    start, when that lies within the word and ``reach`` seconds (caption cues then appear
+    with the voice, not before it). Without evidence the words are returned as they are."""
+    import bisect
+    from dataclasses import replace
+
+    if evidence is None:
+        return list(words)
+    onsets = evidence.confident_onsets()
+    out = []
+    for word in words:
+        index = bisect.bisect_right(onsets, word.start)
+        inside = index > 0 and bool(evidence.probs[min(len(evidence.probs) - 1, int(word.start / FRAME))] >= 0.5)
+        if not inside and index < len(onsets) and onsets[index] < min(word.end, word.start + reach):
+            word = replace(word, start=max(word.start, onsets[index] - FRAME))
+        out.append(word)
+    return out
+
+
+def protect(speech: Sequence[Range], words: Sequence[Range], margin: float = 0.05, reach: float = 0.2) -> list[Range]:
+    """``speech`` with the words Whisper heard (start, end seconds) added, so a cut never lands
+    inside a word: a word the signals missed altogether is kept whole (widened by
+    ``margin``); a word that overlaps found speech extends it by at most ``reach`` seconds
+    on each side (Whisper's word edges are loose by a few tenths of a second, and a word
+    onset it places inside a pause would otherwise keep that pause)."""
+    ordered = sorted(speech)
+    extra: list[Range] = []
+    for a, b in words:
+        touching = [(s, e) for s, e in ordered if s < b and e > a]
+        if not touching:
+            extra.append((max(0.0, a - margin), b + margin))
+        else:
+            extra.append((max(a, touching[0][0] - reach), min(b, touching[-1][1] + reach)))
+    return sorted([*ordered, *extra])

@@ -41,7 +41,7 @@ from nemod.edits import (
 )
 from nemod.engine import captions as caption_rules
 from nemod.engine.captions import Word
-from nemod.engine.pauses import Evidence, explain_cuts, protect
+from nemod.engine.pauses import Evidence, explain_cuts, onset_fitted, protect
 from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
 
@@ -192,7 +192,7 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
         })
     wanted: Captions | None = plan.find(Captions)
     if wanted is not None:
-        cues = _cues(analysis.words or (), [(s["s"] / 1000, s["e"] / 1000) for s in segments],
+        cues = _cues(onset_fitted(analysis.words or (), analysis.evidence), [(s["s"] / 1000, s["e"] / 1000) for s in segments],
                      factor, canvas_w, canvas_h, duration / 1000)
         tracks.append({
             "tt": TEXT, "sg": [{"text": cue.text, "s": _ms(cue.start), "e": _ms(cue.end)} for cue in cues],
