@@ -283,9 +283,8 @@ def onset_fitted(words: Sequence[Any], evidence: Evidence | None, reach: float =
     for word in words:
         index = bisect.bisect_right(onsets, word.start)
         inside = index > 0 and bool(evidence.probs[min(len(evidence.probs) - 1, int(word.start / FRAME))] >= 0.5)
-        if not inside and index < len(onsets) and onsets[index] < min(word.end, word.start + reach):
-            word = replace(word, start=max(word.start, onsets[index] - FRAME))
-        out.append(word)
+        moves = not inside and index < len(onsets) and onsets[index] < min(word.end, word.start + reach)
+        out.append(replace(word, start=max(word.start, onsets[index] - FRAME)) if moves else word)
     return out
 
 

@@ -21,6 +21,7 @@ checked against where the words really are: :func:`lost_words` and :func:`dead_a
 
 from __future__ import annotations
 
+import itertools
 import json
 import wave
 from collections.abc import Sequence
@@ -136,7 +137,7 @@ def _with_pauses(name: str) -> tuple[np.ndarray, list[Range], list[Word], list[R
     words = [Word(float(a), float(b), str(t)) for a, b, t in entry["words"]]  # type: ignore[attr-defined]
     pieces, shifts = [], []  # shifts: (source time, seconds inserted before it)
     cursor, inserted = 0, 0.0
-    for index, ((_, gap_start), (gap_end, _)) in enumerate(zip(sounds, sounds[1:], strict=False)):
+    for index, ((_, gap_start), (gap_end, _)) in enumerate(itertools.pairwise(sounds)):
         middle = round((gap_start + gap_end) / 2 * RATE)
         pause = PAUSES[index % len(PAUSES)]
         pieces += [samples[cursor:middle], _room_tone(samples, sounds, pause)]
@@ -328,3 +329,51 @@ def nemod_kept(clip: Clip, edit: str = "trim the pauses", fps: float = 30.0) -> 
     draft = build_draft(plan, media, Analysis(speech=found.speech, notes=found.notes, evidence=found.evidence))
     kept = [(seg["s"] / 1000, seg["e"] / 1000) for seg in draft["t"][0]["sg"]]
     return kept, {**draft["t"][0]["m"].get("trim", {}), "notes": draft["m"].get("notes", [])}
+
+
+#: Frame index pictures: the index in binary, one block per bit, white for 1.
+_BITS, _BLOCK = 14, 16
+
+
+def with_frame_index(clip: Clip, folder: Path, fps: int = 30) -> Path:
+    """``<folder>/<clip>.mp4``: the clip's sound (AAC) under a picture whose every frame shows
+    its own index in binary (:func:`frame_indices` reads it back), so a render can be mapped
+    back to the source frames it took."""
+    import av
+
+    from nemod.media import ffmpeg
+
+    silent = folder / f"{clip.name}.picture.mp4"
+    count = int(np.ceil(clip.duration * fps))
+    with av.open(str(silent), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = _BITS * _BLOCK, 2 * _BLOCK, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "10"}
+        for index in range(count):
+            bits = (index >> np.arange(_BITS)) & 1
+            row = np.repeat(bits * 255, _BLOCK).astype(np.uint8)
+            gray = np.tile(row, (2 * _BLOCK, 1))
+            frame = av.VideoFrame.from_ndarray(np.stack([gray] * 3, axis=-1), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    path = folder / f"{clip.name}.mp4"
+    ffmpeg.run(["-y", "-i", str(silent), "-i", str(clip.path), "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+                "-c:a", "aac", "-b:a", "96k", "-shortest", str(path)])
+    return path
+
+
+def frame_indices(path: Path) -> list[int]:
+    """The source frame index drawn into each frame of ``path`` (any scale of the picture)."""
+    import av
+
+    out = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            gray = frame.to_ndarray(format="gray").astype(np.float64)
+            height, width = gray.shape
+            middle = gray[height // 4: 3 * height // 4]
+            edges = np.linspace(0, width, _BITS + 1)
+            bits = [middle[:, int(edges[i] + (edges[1] - edges[0]) * 0.25): int(edges[i + 1] - (edges[1] - edges[0]) * 0.25)].mean() > 128
+                    for i in range(_BITS)]
+            out.append(sum(1 << i for i, bit in enumerate(bits) if bit))
+    return out

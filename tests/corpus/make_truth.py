@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from corpus import HERE, RATE, decode  # noqa: E402
+from corpus import HERE, RATE, decode
 
 #: name → (source file in sources/ or "nemod:speech", window start, window end, what it is)
 BASES: dict[str, tuple[str, float, float, str]] = {

@@ -17,6 +17,7 @@ from nemod.engine.timeline import Draft
 from nemod.media.probe import probe
 from nemod.samples import TRANSCRIPT, Talk
 
+
 def _kept(draft: Draft) -> list[tuple[float, float]]:
     return [(seg["s"] / 1000, seg["e"] / 1000) for seg in draft["t"][0]["sg"]]
 
