@@ -169,6 +169,97 @@ def smooth_levels(levels: Any, frames: int = _SMOOTH_FRAMES) -> Any:
     return 10 * np.log10(np.convolve(power, np.ones(frames) / frames, mode="same") + 1e-12)
 
 
+@dataclass(frozen=True)
+class _Room:
+    """What one stretch of sound says about itself: its smoothed level, noise floor and how
+    much the floor moves (``gate``, dB), and Silero's thresholds placed between the
+    probability it gives the quietest frames (``silence_p``) and the loudest (``spread``)."""
+
+    smooth: Any
+    floor: float
+    gate: float
+    silence_p: float
+    spread: float
+    enter: float
+    leave: float
+
+
+def _measure(probs: Any, levels: Any, sensitivity: Sensitivity) -> _Room:
+    import numpy as np
+
+    smooth = smooth_levels(levels)
+    floor = float(np.percentile(smooth, 10))
+    silence_p = float(np.median(probs[levels <= np.percentile(levels, 15)]))
+    spread = max(0.0, float(np.percentile(probs[levels >= np.percentile(levels, 70)], 90)) - silence_p)
+    enter = min(0.5, max(0.15, silence_p + sensitivity.enter * spread))
+    leave = min(enter, max(0.03, silence_p + sensitivity.leave * spread))
+    # How much the room tone itself moves: the smoothed level of frames Silero calls silent
+    # and that are among the quieter ones. A stretch louder than that is more than the room.
+    calm = (probs < 0.15) & (smooth < np.percentile(smooth, 40))
+    movement = float(np.percentile(smooth[calm], 95) - floor) if calm.sum() >= 20 else 3.0
+    return _Room(smooth, floor, max(3.0, movement) + 1.0, silence_p, spread, enter, leave)
+
+
+def _by_level(probs: Any, voiced: Any, room: _Room, sensitivity: Sensitivity) -> Any:
+    """Frames the level calls speech: louder than the room tone moves, near a frame Silero
+    finds at least a little speech-like (a drum hit or the room itself is not), in a stretch
+    long enough and voiced (a breath, a rustle or a hiss is not a word)."""
+    import numpy as np
+
+    loud = _hysteresis(room.smooth - room.floor, room.gate + 2.0, room.gate)
+    near = round(_SUPPORT_REACH / FRAME)
+    hint = (probs >= room.silence_p + sensitivity.support * room.spread).astype(np.float64)
+    loud &= np.convolve(hint, np.ones(2 * near + 1), mode="same") > 0
+    for first, end in _runs(loud):
+        if (end - first) * FRAME < _SHORTEST_LOUD or voiced[first:end].sum() < _VOICED_FRAMES:
+            loud[first:end] = False
+    return loud
+
+
+def _by_silero(probs: Any, by_level: Any, room: _Room) -> Any:
+    """Frames Silero calls speech (hysteresis), less the voices far quieter than the
+    speaker's own (people across the room, a TV) that the level does not confirm."""
+    import numpy as np
+
+    speech = _hysteresis(probs, room.enter, room.leave)
+    if room.spread >= _INFORMATIVE and speech.any():
+        voice = float(np.median(room.smooth[speech]))
+        for first, end in _runs(speech & ~by_level):
+            if np.median(room.smooth[first:end]) < voice - _BACKGROUND_DB:
+                speech[first:end] = False
+    return speech
+
+
+def _settle_edges(speech: Any, probs: Any, levels: Any, room: _Room, clear: bool) -> Any:
+    """``speech`` with each stretch's edges settled by the level: where the speech stands far
+    above a quiet floor (``clear``), first pulled in to the last frame with sound in it
+    (Silero's probability lingers a few frames after the voice stops; frames it is still
+    sure of stay), then, always, widened by up to :data:`_WIDEN` while the level stays
+    above the floor (soft onsets, word endings)."""
+    import numpy as np
+
+    count = len(speech)
+    widen = round(_WIDEN / FRAME)
+    above_floor = levels - room.floor >= room.gate
+    sounding = (levels - room.floor >= max(3.0, room.gate / 2)) | (probs >= room.enter)
+    settled = np.zeros(count, dtype=bool)
+    for first, end in _runs(speech):
+        start, stop = first, end
+        if clear and sounding[first:end].any():
+            while not sounding[start]:
+                start += 1
+            while not sounding[stop - 1]:
+                stop -= 1
+        core = start
+        while start > 0 and core - start < widen and above_floor[start - 1]:
+            start -= 1
+        tail = stop
+        while stop < count and stop - tail < widen and above_floor[stop]:
+            stop += 1
+        settled[start:stop] = True
+    return settled
+
+
 def find_speech(probs: Any, levels: Any, sensitivity: Sensitivity, offset: float = 0.0,
                 flatness: Any = None) -> SpeechMap:
     """Speech in one stretch of sound from per-frame Silero probabilities ``probs``,
@@ -177,73 +268,30 @@ def find_speech(probs: Any, levels: Any, sensitivity: Sensitivity, offset: float
     input gives an empty map."""
     import numpy as np
 
-    probs = np.asarray(probs, dtype=np.float64)
-    levels = np.asarray(levels, dtype=np.float64)
     count = min(len(probs), len(levels))
     if count < 4:
         return SpeechMap(())
-    probs, levels = probs[:count], levels[:count]
-    smooth = smooth_levels(levels)
-    floor = float(np.percentile(smooth, 10))
-    quiet = levels <= np.percentile(levels, 15)
-    loud = levels >= np.percentile(levels, 70)
-    silence_p = float(np.median(probs[quiet]))
-    speech_p = float(np.percentile(probs[loud], 90))
-    spread = max(0.0, speech_p - silence_p)
-    enter = min(0.5, max(0.15, silence_p + sensitivity.enter * spread))
-    leave = min(enter, max(0.03, silence_p + sensitivity.leave * spread))
-    by_silero = _hysteresis(probs, enter, leave)
-
-    # How much the room tone itself moves: the smoothed level of frames Silero calls silent
-    # and that are among the quieter ones. A stretch louder than that is more than the room.
-    calm = (probs < 0.15) & (smooth < np.percentile(smooth, 40))
-    movement = float(np.percentile(smooth[calm], 95) - floor) if calm.sum() >= 20 else 3.0
-    gate = max(3.0, movement) + 1.0
-    by_level = _hysteresis(smooth - floor, gate + 2.0, gate)
-    # Level alone is not speech: only the loud frames near a frame Silero finds at least a
-    # little speech-like count (a drum hit, a rustle or the room tone itself does not).
-    near = round(_SUPPORT_REACH / FRAME)
-    supported = np.convolve((probs >= silence_p + sensitivity.support * spread).astype(np.float64),
-                            np.ones(2 * near + 1), mode="same") > 0
-    by_level &= supported
+    probs = np.asarray(probs[:count], dtype=np.float64)
+    levels = np.asarray(levels[:count], dtype=np.float64)
     voiced = np.asarray(flatness[:count]) < _VOICED if flatness is not None else np.ones(count, bool)
-    for first, end in _runs(by_level):
-        # a loud stretch with no voiced frame is a breath, a rustle or a hiss, not a word
-        if (end - first) * FRAME < _SHORTEST_LOUD or voiced[first:end].sum() < _VOICED_FRAMES:
-            by_level[first:end] = False
-    if spread >= _INFORMATIVE and by_silero.any():
-        # Voices far quieter than the speaker's own (people talking across the room, a TV)
-        # are the background: a stretch only Silero hears, and that is that much quieter
-        # than the speech, is not kept for its own sake.
-        voice = float(np.median(smooth[by_silero]))
-        for first, end in _runs(by_silero & ~by_level):
-            if np.median(smooth[first:end]) < voice - _BACKGROUND_DB:
-                by_silero[first:end] = False
-    speech = by_silero & by_level if spread < _INFORMATIVE else by_silero | by_level
+    room = _measure(probs, levels, sensitivity)
+    by_level = _by_level(probs, voiced, room, sensitivity)
+    by_silero = _by_silero(probs, by_level, room)
+    # Where Silero hears the bed as speech (babble), only what both call speech counts.
+    speech = by_silero & by_level if room.spread < _INFORMATIVE else by_silero | by_level
+    clear = bool(speech.any()) and float(np.median(room.smooth[speech]) - room.floor) >= sensitivity.noisy_below
+    settled = _settle_edges(speech, probs, levels, room, clear)
 
-    widen = round(_WIDEN / FRAME)
-    above_floor = levels - floor >= gate
-    widened = speech.copy()
-    for first, end in _runs(speech):
-        start = first
-        while start > 0 and first - start < widen and above_floor[start - 1]:
-            start -= 1
-        stop = end
-        while stop < count and stop - end < widen and above_floor[stop]:
-            stop += 1
-        widened[start:stop] = True
-
-    ranges = tuple((offset + a * FRAME, offset + b * FRAME) for a, b in _runs(widened))
-    snr = float(np.median(smooth[widened]) - floor) if widened.any() else 0.0
+    ranges = tuple((offset + a * FRAME, offset + b * FRAME) for a, b in _runs(settled))
+    snr = float(np.median(room.smooth[settled]) - room.floor) if settled.any() else 0.0
     padding, refused, notes = 0.0, "", []
     if ranges and snr < sensitivity.refuse_below:
         refused = (f"the speech stands only {snr:.0f} dB above the background; "
                    "cutting its pauses could cut words")
-    elif ranges and snr < sensitivity.noisy_below:
+    elif ranges and snr < sensitivity.noisy_below and sensitivity.noisy_padding:
         padding = sensitivity.noisy_padding
-        if padding:
-            notes.append(f"loud background (speech {snr:.0f} dB above it): {padding:g} s more kept beside speech")
-    return SpeechMap(ranges, round(floor, 1), round(snr, 1), round(enter, 3), round(leave, 3),
+        notes.append(f"loud background (speech {snr:.0f} dB above it): {padding:g} s more kept beside speech")
+    return SpeechMap(ranges, round(room.floor, 1), round(snr, 1), round(room.enter, 3), round(room.leave, 3),
                      padding, refused, tuple(notes))
 
 
