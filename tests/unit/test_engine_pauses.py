@@ -6,7 +6,15 @@ import numpy as np
 
 from nemod.edits import TrimPauses, parse_edit
 from nemod.engine.captions import Word
-from nemod.engine.pauses import FRAME, SENSITIVITIES, Evidence, explain_cuts, find_speech, onset_fitted, protect
+from nemod.engine.pauses import (
+    FRAME,
+    SENSITIVITIES,
+    Evidence,
+    explain_cuts,
+    find_speech,
+    onset_fitted,
+    protect,
+)
 
 NORMAL = SENSITIVITIES["normal"]
 RNG = np.random.default_rng(7)
