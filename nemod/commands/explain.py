@@ -8,7 +8,7 @@ from typing import Any
 
 from nemod.commands import add_config_option, load_config
 from nemod.engine.local import LocalEngine
-from nemod.engine.timeline import summarize
+from nemod.engine.timeline import summarize, trim_lines
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
 
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         # The real analysis (VAD, transcription) so the summary shows what would be cut.
         draft = LocalEngine(config.engine).plan_draft(source, rule.plan)
         print(f"  {summarize(draft)}")
+        for line in trim_lines(draft):
+            print(f"  {line}")
     else:
         print(f"  sent to the {config.backend} backend as written")
     return 0

@@ -276,6 +276,33 @@ def _seconds(ms: float) -> str:
     return f"{ms / 1000:.0f}"
 
 
+def trim_lines(draft: Draft) -> list[str]:
+    """Why each pause was cut, for ``nemod explain``: the trim's settings and signals, the
+    notes of the analysis, then one line per cut (source time, length, what the signals said)."""
+    video = next((track for track in draft.get("t", []) if track.get("tt") == VIDEO), None)
+    trim = (video or {}).get("m", {}).get("trim")
+    lines = [f"note: {note}" for note in draft.get("m", {}).get("notes", [])]
+    if not trim:
+        return lines
+    cuts = trim.get("cuts", [])
+    lines.append(
+        f"pause trim: {len(cuts)} cut{'s' if len(cuts) != 1 else ''} (pauses of {trim['min_pause']:g} s or more, "
+        f"{trim['padding']:g} s kept beside speech, sensitivity {trim['sensitivity']}; "
+        f"speech found by {', '.join(trim['signals'])})")
+    for cut in cuts:
+        heard = ""
+        if "silero_max" in cut:
+            heard = (f": Silero at most {cut['silero_max']:.2f}, level "
+                     f"{cut['level_over_floor_db']:g} dB over the room tone")
+        lines.append(f"  cut {_clock(cut['start'])}–{_clock(cut['end'])} ({cut['seconds']:.1f} s){heard}")
+    return lines
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
 def summarize(draft: Draft) -> str:
     """The human track summary, e.g.
     ``Timeline (2 tracks): 1. Video: talk.mp4 (0-94s, 6 pauses cut) 2. Captions (burned)``."""
