@@ -796,5 +796,5 @@ def write_failure(
     else:
         note = _free_path(watch.failed, str(Path(relative).with_name(f"{source.stem}.error.txt")))
     note.parent.mkdir(parents=True, exist_ok=True)
-    note.write_text(sentence.strip() + "\n", encoding="utf-8")
+    note.write_text(sentence.strip() + "\n", encoding="utf-8", errors="backslashreplace")
     return note

@@ -21,6 +21,7 @@ from nemod.backends.base import Backend, JobContext, JobRequest, Ledger
 from nemod.config import Config, Rule, WatchFolder
 from nemod.errors import PermanentJobError
 from nemod.matching import match_rule, unsupported_reason
+from nemod.names import readable
 from nemod.outputs import publish, remove_work_dir, render_name, work_dir
 
 
@@ -105,7 +106,7 @@ def run_job(
     context = context or JobContext()
     started = time.monotonic()
     base = render_name(
-        rule.output, stem=source.stem, rule=rule.name, ext=source.suffix.lstrip("."), now=now()
+        rule.output, stem=readable(source.stem), rule=rule.name, ext=source.suffix.lstrip("."), now=now()
     )
     base = base[: -len(".mp4")]
     subfolder = output_folder / Path(base).parent

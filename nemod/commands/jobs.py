@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from nemod.commands import add_config_option, load_config
+from nemod.names import shown
 from nemod.store import Job, JobState, open_store
 
 
@@ -25,7 +26,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     """A job as plain JSON-ready data."""
     return {
         "id": job.id, "state": job.label, "rule": job.rule, "root": job.source.root,
-        "file": job.source.relative, "fingerprint": job.fingerprint, "attempts": job.attempts,
+        "file": shown(job.source.relative), "fingerprint": job.fingerprint, "attempts": job.attempts,
         "step": job.step, "progress": job.progress, "created_at": job.created_at,
         "updated_at": job.updated_at, "not_before": job.not_before, "outputs": dict(job.outputs),
         "error": job.error,
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for job in jobs:
         when = _when(job.updated_at)
-        line = f"{job.id:>6}  {job.label:<16} {when}  {job.rule:<12} {job.source.relative}"
+        line = f"{job.id:>6}  {job.label:<16} {when}  {job.rule:<12} {shown(job.source.relative)}"
         if job.error and job.state is not JobState.DONE:
             line += f"\n        {job.error}"
         print(line)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nemod.names import restored, shown
 from nemod.service.beacon import beacon_path, daemon_state, read_beacon
 from nemod.service.status import (
     STATES,
@@ -47,10 +48,9 @@ class StoreView:
 
 
 def _job_line(row: sqlite3.Row) -> JobLine:
-    relative = str(row["relative"])
     return JobLine(
         id=str(row["id"]),
-        source=relative,
+        source=shown(restored(str(row["relative"]))),
         folder=str(row["root"]),
         rule=str(row["rule"]),
         state=str(row["state"]),

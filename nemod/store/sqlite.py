@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nemod.backends.base import SideEffect
+from nemod.names import restored, stored
 from nemod.store.base import Job, JobState, SourceRef
 
 SCHEMA_VERSION = 1
@@ -83,7 +84,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         id=row["id"],
         fingerprint=row["fingerprint"],
         rule=row["rule"],
-        source=SourceRef(row["root"], row["relative"]),
+        source=SourceRef(row["root"], restored(row["relative"])),
         state=JobState(row["state"]),
         size=row["size"],
         mtime=row["mtime"],
@@ -174,7 +175,7 @@ class SQLiteStore:
                    VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
                    ON CONFLICT (fingerprint, rule) DO NOTHING
                    RETURNING *""",
-                (fingerprint, rule, source.root, source.relative, size, mtime, now, now, now),
+                (fingerprint, rule, source.root, stored(source.relative), size, mtime, now, now, now),
             ).fetchone()
         return _row_to_job(row) if row is not None else None
 
@@ -304,7 +305,7 @@ class SQLiteStore:
             self._query(
                 """SELECT 1 FROM jobs WHERE root = ? AND relative = ? AND size = ? AND mtime = ?
                    LIMIT 1""",
-                (source.root, source.relative, size, mtime),
+                (source.root, stored(source.relative), size, mtime),
             )
         )
 
@@ -348,7 +349,7 @@ class SQLiteStore:
             params.append(fingerprint)
         if source is not None:
             clauses.append("(root = ? AND relative = ?)")
-            params.extend([source.root, source.relative])
+            params.extend([source.root, stored(source.relative)])
         if not clauses:
             return 0
         where = f"({' OR '.join(clauses)}) AND state != 'running'"

@@ -29,6 +29,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from nemod.config import WatchFolder
+from nemod.names import is_utf8, readable, shown
 from nemod.outputs import WORK_DIR_NAME
 from nemod.watch.ignore import is_ignored
 from nemod.watch.mounts import fs_type_of, needs_polling
@@ -85,15 +86,6 @@ class _Handler(FileSystemEventHandler):
             files, dirs = self.files, self.dirs
             self.files, self.dirs = set(), set()
         return files, dirs
-
-
-def _utf8(name: str) -> bool:
-    """True when ``name`` (as os.listdir returns it) is valid UTF-8 (no surrogate escapes)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _make_observer(polling: bool, poll_interval: float) -> Any:
@@ -224,16 +216,10 @@ class FolderWatcher:
         if self._seen.get(relative) == signature:
             self.tracker.forget(relative)
             return
-        if not _utf8(relative):
-            # The job store (and every log and note) keeps names as UTF-8 text: such a file
-            # cannot be tracked, so it is reported once (per size/mtime) and left alone.
-            self._log.warning(
-                "file_name_not_utf8", file=os.fsencode(relative).decode("utf-8", "backslashreplace"),
-                hint="rename the file with UTF-8 characters to have it processed",
-            )
-            self._seen[relative] = signature
-            self.tracker.forget(relative)
-            return
+        if relative not in self.tracker and not is_utf8(relative):
+            # Processed like any other file (nemod.names keeps its bytes exactly); said once.
+            self._log.info("file_name_not_utf8", file=shown(relative),
+                           output_name=readable(relative.rsplit("/", 1)[-1]))
         if relative not in self.tracker and self._known(relative, *signature):
             self._seen[relative] = signature
             self.tracker.forget(relative)

@@ -137,7 +137,9 @@ def test_non_utf8_file_name(project: config_module.Config) -> None:
     os.rename(made, raw)
     source = Path(os.fsdecode(raw))
     outcome = process(project, source)
+    assert outcome.outputs[".mp4"].name == "café latin1.mp4"  # read as Windows-1252
     assert outcome.outputs[".mp4"].is_file()
+    assert os.path.exists(raw)  # the source is untouched
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ def test_a_batch_of_bad_files_neither_crashes_nor_blocks_the_queue(kit: Any) -> 
         with open(os.path.join(os.fsencode(kit.tmp_path / "in"), raw_name), "wb") as handle:
             handle.write(clip + b"\0" * 5)
         total = len(bad) + len(good)
-        daemon.drive(lambda: daemon.settled(total), 120, "every file settled")
+        daemon.drive(lambda: daemon.settled(total + 1), 120, "every file settled")
         daemon.daemon.request_rescan()
         daemon.drive(lambda: not daemon.daemon._rescan.is_set(), 10, "a rescan")
     assert not [entry for entry in logs if entry["event"] in ("worker_crashed", "job_error_unexpected")]
@@ -74,11 +74,16 @@ def test_a_batch_of_bad_files_neither_crashes_nor_blocks_the_queue(kit: Any) -> 
     for name in good:
         assert jobs[name].state is JobState.DONE, jobs[name]
         assert (kit.tmp_path / "out" / f"{Path(name).stem}.mp4").is_file()
-    # A name that is not UTF-8 cannot be kept in the store: left alone, reported once.
-    assert len(jobs) == total
+    # A name that is not UTF-8 is processed like any other: its bytes kept exactly in the
+    # store, the output under a readable UTF-8 name, and the name said once, escaped.
+    raw_source = os.fsdecode(raw_name)
+    assert len(jobs) == total + 1
+    assert jobs[raw_source].state is JobState.DONE, jobs[raw_source]
     assert os.path.exists(os.path.join(os.fsencode(kit.tmp_path / "in"), raw_name))
-    warnings = [entry for entry in logs if entry["event"] == "file_name_not_utf8"]
-    assert len(warnings) == 1 and "\\xe9" in warnings[0]["file"], warnings
+    readable_stem = raw_name.decode("cp1252").rsplit(".", 1)[0]
+    assert (kit.tmp_path / "out" / f"{readable_stem}.mp4").is_file()
+    notes = [entry for entry in logs if entry["event"] == "file_name_not_utf8"]
+    assert len(notes) == 1 and "\\xe9" in notes[0]["file"], notes
 
 
 def test_symlinks_pointing_outside_the_watch_folder_are_ignored(kit: Any) -> None:
