@@ -372,10 +372,15 @@ class _Document:
 
 def _schema_problems(
     document: _Document, schema: Mapping[str, Any], prefix: tuple[Any, ...] = ()
-) -> None:
+) -> set[tuple[Any, ...]]:
+    """Record every schema problem of ``document``; return the key paths whose values are
+    wrong (not those that merely hold an unknown key), so later checks can skip them."""
     validator = jsonschema.Draft202012Validator(schema)
+    broken: set[tuple[Any, ...]] = set()
     for error in sorted(validator.iter_errors(document.data), key=lambda e: list(map(str, e.path))):
         path = tuple(error.absolute_path)
+        if error.validator != "additionalProperties":
+            broken.add(path)
         if error.validator == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
             extras = sorted(set(error.instance) - set(allowed))
@@ -398,6 +403,7 @@ def _schema_problems(
             )
         else:
             document.problem(path, error.message, prefix)
+    return broken
 
 
 def _check_glob(pattern: str) -> str | None:
@@ -570,21 +576,29 @@ def load(
         raise ConfigError(document.problems)
     if not isinstance(document.data, dict):
         raise ConfigError([Problem(display, 1, "", "the config must be a mapping of keys")])
-    _schema_problems(document, SCHEMA)
-    if document.problems:
+    # Schema problems do not stop the other checks: each rule, folder and setting whose
+    # value is sound is still checked, so `nemod check` reports every problem at once.
+    broken = _schema_problems(document, SCHEMA)
+    if () in broken:
         raise ConfigError(document.problems)
+
+    def sound(*key: Any) -> bool:
+        return not any(path[: len(key)] == key or key[: len(path)] == path for path in broken)
+
     data: dict[str, Any] = document.data
     backend = data.get("backend", "local")
     plan_edits = backend == "local"
     problems = document.problems
 
     rules: list[Rule] = []
-    for index, raw in enumerate(data.get("rules", [])):
+    for index, raw in enumerate(data.get("rules", []) if sound("rules") or isinstance(data.get("rules"), list) else []):
+        if not sound("rules", index):
+            continue
         rule = _build_rule(raw, document, ("rules", index), (), plan_edits,
                            files_base=base if check_folders else None)
         if rule:
             rules.append(rule)
-    if "rules_dir" in data:
+    if "rules_dir" in data and sound("rules_dir"):
         rules_dir = resolve_path(base, data["rules_dir"])
         if not rules_dir.is_dir():
             document.problem(("rules_dir",), f"folder not found: {rules_dir}")
@@ -596,14 +610,16 @@ def load(
         if rule.name in seen:
             problems.append(Problem(rule.source.rsplit(":", 1)[0], None, "", f"rule {rule.name!r} is defined twice"))
         seen.add(rule.name)
-    if not rules and not problems:
+    if not rules and not problems and sound("rules"):
         document.problem(("rules",), "no rules: add rules: or rules_dir:")
 
-    settle = float(data.get("settle_seconds", 5.0))
+    settle = float(data.get("settle_seconds", 5.0)) if sound("settle_seconds") else 5.0
     watches: list[WatchFolder] = []
     keys: set[str] = set()
-    for index, raw in enumerate(data.get("watch", [])):
+    for index, raw in enumerate(data.get("watch", []) if isinstance(data.get("watch"), list) else []):
         key = ("watch", index)
+        if not sound(*key):
+            continue
         watch_path = resolve_path(base, raw["path"])
         if check_folders and not exists(watch_path):
             document.problem((*key, "path"), f"folder not found: {watch_path}")

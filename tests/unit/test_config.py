@@ -251,3 +251,31 @@ def test_a_missing_background_music_file_is_a_check_error(folders: Path) -> None
     (folders / "music" / "lofi.mp3").write_bytes(b"ID3")
     assert problems_of(path) == [problems[1]]
     assert config.load(path, check_folders=False).rules[1].name == "structured"  # nemod jobs, status
+
+
+def test_schema_errors_do_not_hide_the_other_problems(folders: Path) -> None:
+    path = write(folders, """\
+        concurrency: "two"
+        watch:
+          - path: ./inbox
+            output: ./outbox
+            polling: sometimes
+          - path: ./nowhere
+            output: ./outbox2
+        rules:
+          - name: a
+            match: {glob: 5}
+            edit: "trim the pauses"
+          - name: b
+            match: {glob: "*.[mp4"}
+            edit: "make it cinematic"
+            outptu: x
+        """)
+    found = problems_of(path)
+    assert any(p.startswith("nemod.yaml:1 concurrency:") for p in found), found
+    assert any(p.startswith("nemod.yaml:5 watch[0].polling:") for p in found), found
+    assert any(p.startswith("nemod.yaml:10 rules[0].match.glob:") for p in found), found
+    assert any(p.startswith("nemod.yaml:6 watch[1].path: folder not found") for p in found), found
+    assert any("rules[1].match.glob: bad glob" in p for p in found), found
+    assert any("rules[1].edit: the local engine does not understand 'make it cinematic'" in p for p in found), found
+    assert any("rules[1].outptu: unknown key" in p for p in found), found
