@@ -6,7 +6,7 @@ takes a few seconds: long enough to be interrupted).
 
 from __future__ import annotations
 
-import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,7 +105,7 @@ def test_sigkill_mid_job_then_restart_gives_one_output(
     tmp_path: Path, clip: Path, daemons: Daemons
 ) -> None:
     first = daemons.start()
-    os.link(clip, tmp_path / "in" / "talk.mp4")
+    shutil.copyfile(clip, tmp_path / "in" / "talk.mp4")
     wait_for(lambda: job_state(tmp_path)[:2] == (JobState.RUNNING, "render"), 60, "render", daemons)
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -126,7 +126,7 @@ def test_sigterm_mid_render_finishes_the_step_and_exits_0(
     tmp_path: Path, clip: Path, daemons: Daemons
 ) -> None:
     first = daemons.start()
-    os.link(clip, tmp_path / "in" / "talk.mp4")
+    shutil.copyfile(clip, tmp_path / "in" / "talk.mp4")
     wait_for(lambda: job_state(tmp_path)[:2] == (JobState.RUNNING, "render"), 60, "render", daemons)
     first.send_signal(signal.SIGTERM)
     assert first.wait(60) == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -280,14 +281,16 @@ class Kit:
         return run_crash(self, root, **kwargs)
 
     def drop(self, folder: Path, name: str, source: Path | None = None, data: bytes | None = None) -> Path:
-        """Put a whole file into ``folder`` at once (written aside, then renamed in)."""
+        """Put a whole file into ``folder`` at once (written aside, then renamed in). The
+        bytes are copied, never hard-linked: a test that compares the source with its
+        template afterwards must see a source changed in place."""
         staging = folder.parent / ".drops"
         staging.mkdir(exist_ok=True)
         aside = staging / name
         if data is not None:
             aside.write_bytes(data)
         else:
-            os.link(source or self.clip, aside)
+            shutil.copyfile(source or self.clip, aside)
         target = folder / name
         aside.rename(target)
         return target

@@ -35,7 +35,7 @@ from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.errors import PermanentJobError
 from nemod.pipeline import run_job
 from nemod.serve.server import NemoServer
-from nemod.store import JobState
+from nemod.store import DATABASE_NAME, JobState
 
 STATIC_TOKEN = "nmv_usr_RELIABILITY_canary_7f3e9b21c4d5a6e80f1d"  # the conftest's canary
 
@@ -215,11 +215,19 @@ def test_output_template_cannot_escape_its_folder(kit: Any) -> None:
 
 
 def test_no_file_written_by_the_suites_contains_a_token(
-    tmp_path_factory: pytest.TempPathFactory, secrets_registry: set[str]
+    kit: Any, serve: NemoServer, tmp_path_factory: pytest.TempPathFactory, secrets_registry: set[str]
 ) -> None:
     """Every file under this run's temporary root (every suite's logs, outputs, notes,
     stores, status dumps and traces), against every token the suites' servers issued and
-    the configured canary; the token files themselves excepted."""
+    the configured canary; the token files themselves excepted. The test makes its own
+    haystack first (a cloud run with an anonymous token), so run alone it still scans a
+    daemon's log, job store, outputs, notes, status and a traceback."""
+    own = cloud_run(kit, serve, {})
     root = tmp_path_factory.getbasetemp()
-    assert STATIC_TOKEN in secrets_registry
-    assert leaks(root, secrets_registry) == []
+    scanned = everything_under(root)
+    for made in (own / "state" / DATABASE_NAME, own / "status.json", own / "trace.txt",
+                 own / "in" / "failed" / "bad.error.txt", own / "out" / "good.log.json"):
+        assert made in scanned, made
+    tokens = secrets_registry | set(serve.service._tokens)  # this test's server is not torn down yet
+    assert STATIC_TOKEN in tokens and len(tokens) > 1
+    assert leaks(root, tokens) == []
