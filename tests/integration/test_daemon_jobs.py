@@ -41,6 +41,9 @@ class FakeBackend:
         self.gate: threading.Event | None = None
         self.errors: dict[str, list[Exception]] = {}
         self.cancelled = threading.Event()
+        #: a render that does not notice it was cancelled and finishes anyway (no checkpoint)
+        self.stubborn = False
+        self.finished = threading.Event()
         self.running = 0
         self.max_running = 0
         self.threads: set[str] = set()
@@ -63,11 +66,15 @@ class FakeBackend:
             while self.gate is not None and not self.gate.wait(0.02):
                 if context.cancel.is_set():
                     self.cancelled.set()
-                    raise MediaError("ffmpeg was cancelled")
+                    if not self.stubborn:
+                        raise MediaError("ffmpeg was cancelled")
+                    break
             context.progress("render", 0.5)
-            context.checkpoint("render")
+            if not self.stubborn:
+                context.checkpoint("render")
             video = request.work_dir / f"{request.stem}.mp4"
             video.write_bytes(request.source.read_bytes())
+            self.finished.set()
             return Rendition(video=video, draft={}, summary="copied")
         finally:
             with self._lock:
@@ -302,6 +309,24 @@ def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(harness: Ha
     current = harness.store.get(job.id)
     assert current is not None and current.state is JobState.RUNNING
     assert current.lease_owner == "other-host:1:1"
+    assert "done" not in [name for name, _ in harness.events]
+
+
+def test_a_render_that_finishes_after_its_lease_was_taken_publishes_nothing(harness: Harness) -> None:
+    harness.backend.gate = threading.Event()
+    harness.backend.stubborn = True
+    (harness.inbox / "t.mp4").write_bytes(b"t")
+    harness.drive(harness.backend.started.is_set)
+    job = harness.jobs(JobState.RUNNING)[0]
+    assert harness.store.expire_lease(job.id, job.lease_token)
+    thief = harness.store.claim("other-host:1:1", lease_seconds=60)
+    assert thief is not None and thief.id == job.id
+    harness.backend.gate.set()  # the render completes although its lease is gone
+    harness.drive(lambda: harness.backend.finished.is_set() and harness.idle())
+    assert [name for name in harness.outputs() if not name.startswith(".")] == []
+    current = harness.store.get(job.id)
+    assert current is not None and current.state is JobState.RUNNING
+    assert current.lease_owner == "other-host:1:1" and current.outputs == {}
     assert "done" not in [name for name, _ in harness.events]
 
 
