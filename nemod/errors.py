@@ -79,6 +79,10 @@ class LeaseLostError(NemodError):
     """The job's lease was taken over by another worker (fencing): abandon the work."""
 
 
+class StoppingError(NemodError):
+    """Raised at a job's checkpoint once a graceful stop began: the job goes back to the queue."""
+
+
 class MediaError(NemodError):
     """A media file could not be probed or rendered."""
 

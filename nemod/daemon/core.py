@@ -1,5 +1,6 @@
-"""The watch-folder daemon: watchers find finished files, the store queues them, worker
-threads run them through the pipeline.
+"""The daemon itself: its lifecycle, intake (watchers find finished files, the store queues
+them), leases and heartbeats, and workers running each claimed job as one
+:class:`~nemod.daemon.attempt.Attempt`.
 
 ::
 
@@ -25,12 +26,7 @@ after every iteration, before a claimed job starts (``hold``) and when it stops.
 from __future__ import annotations
 
 import functools
-import os
-import queue
-import secrets
-import shutil
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -44,14 +40,13 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from nemod.backends.base import Backend, JobContext
-from nemod.config import Config, Rule, WatchFolder
-from nemod.errors import (
-    ConfigError,
-    LeaseLostError,
-    NemodError,
-    PermanentJobError,
-    WaitingError,
-)
+from nemod.config import Config, WatchFolder
+from nemod.daemon.attempt import NO_RULE, Attempt, Transition, locate, ready, transition_for
+from nemod.daemon.disposition import record_failure, tidy_source
+from nemod.daemon.identity import make_owner, owner_is_dead
+from nemod.daemon.options import DaemonOptions
+from nemod.daemon.workers import WorkerPool
+from nemod.errors import ConfigError, LeaseLostError, PermanentJobError, StoppingError, WaitingError
 from nemod.pipeline import choose_rule, run_job
 from nemod.store.base import Job, JobState, JobStore, SourceRef, StoreLedger, fingerprint
 from nemod.watch.openfiles import open_for_writing
@@ -60,87 +55,10 @@ from nemod.watch.watcher import FolderWatcher, FoundFile
 if TYPE_CHECKING:
     from nemod.service.runtime import ServiceHooks
 
-#: The rule name of a job for a file no rule matches (it fails with the reason why).
-NO_RULE = "-"
-
 EventCallback = Callable[[str, Job], None]
 
 
-@dataclass(frozen=True)
-class DaemonOptions:
-    """Timing knobs (seconds). Defaults suit a service; tests shorten them."""
-
-    lease_seconds: float = 120.0
-    heartbeat_seconds: float = 15.0
-    stop_timeout: float = 30.0
-    cancel_timeout: float = 15.0
-    tick_seconds: float = 0.25
-    retry_base_seconds: float = 30.0
-    retry_max_seconds: float = 3600.0
-    waiting_default_seconds: float = 300.0
-    unreachable_retry_seconds: float = 60.0
-    check_open_files: bool = True
-
-
-def backoff(attempt: int, base: float, maximum: float) -> float:
-    """Seconds before retry number ``attempt`` (1, 2, …): ``base · 2^(attempt-1)``, capped."""
-    return float(min(maximum, base * 2 ** max(attempt - 1, 0)))
-
-
-# --- who owns a lease ----------------------------------------------------------------------
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of ``pid`` in clock ticks since boot (Linux), or None; zombies: None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if len(fields) < 20 or fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
-
-
-def make_owner() -> str:
-    """This process's lease-owner name: ``host:pid:start`` (start time, or a random tag)."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or secrets.token_hex(4)}"
-
-
-def owner_is_dead(owner: str | None, me: str) -> bool:
-    """True when ``owner`` is a process of this host that no longer runs (so its leases can
-    be taken at once). Other hosts' owners are never judged: their leases expire."""
-    if not owner or owner == me:
-        return False
-    try:
-        host, pid_text, tag = owner.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    my_host, my_pid, _ = me.rsplit(":", 2)
-    if host != my_host:
-        return False
-    if pid == int(my_pid):
-        return True  # same pid, different tag: an earlier process that had our pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    start = _process_start(pid)
-    if start is None:
-        # Where /proc exists, an unreadable stat means gone or a zombie; elsewhere: unknown.
-        return Path("/proc/self/stat").exists()
-    return tag.isdigit() and start != tag  # a different process now has that pid
-
-
 # --- the daemon ----------------------------------------------------------------------------
-
-
-class _Stopping(NemodError):
-    """Raised at a checkpoint once a graceful stop began: the job goes back to the queue."""
 
 
 @dataclass
@@ -154,63 +72,6 @@ class _Active:
     progress: float | None = None
     lost: bool = False
     done: threading.Event = field(default_factory=threading.Event)
-
-
-class WorkerPool:
-    """Long-lived worker threads that run the callables handed to :meth:`submit`, in order.
-
-    Threads are started as needed up to ``size`` (the ``size`` of the latest submit, so a
-    reloaded ``concurrency`` takes effect) and then reused. With one new thread per job,
-    glibc spread the jobs' allocations over more and more malloc arenas whose fragments
-    piled up: RSS grew 11 % and 17 % in two 12-minute soaks of about 1,360 jobs, 4.7 % on
-    long-lived workers (``bench/reliability_soak.py --mappings``; docs/reliability.md).
-    Threads are daemonic, so a job that ignores cancellation cannot hold the process open
-    at exit.
-    """
-
-    def __init__(self, name: str = "nemod-worker") -> None:
-        self._name = name
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def submit(self, work: Callable[[], None], size: int) -> None:
-        """Run ``work()`` on a worker (starting one if fewer than ``size`` exist).
-
-        The caller keeps at most ``size`` callables unfinished at a time, so one never
-        waits long for a worker.
-        """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the worker pool was shut down")
-            if len(self._threads) < size:
-                thread = threading.Thread(
-                    target=self._loop, name=f"{self._name}-{len(self._threads) + 1}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
-        self._queue.put(work)
-
-    def _loop(self) -> None:
-        while (work := self._queue.get()) is not None:
-            try:
-                work()
-            except BaseException:  # noqa: BLE001 - e.g. SystemExit from a library: the worker stays
-                structlog.get_logger("nemod.daemon").exception("worker_error")
-
-    def shutdown(self, timeout: float) -> bool:
-        """Let each worker finish what it runs and end; True when all ended in ``timeout``.
-        Nothing can be submitted afterwards (RuntimeError)."""
-        with self._lock:
-            self._closed = True
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._queue.put(None)
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in threads)
 
 
 class Daemon:
@@ -478,7 +339,7 @@ class Daemon:
             if self._stopping.is_set() and step != "publish":
                 # Stop before the next expensive step; a finished render is still
                 # published (quick) rather than thrown away.
-                raise _Stopping(f"stopping before {step}")
+                raise StoppingError(f"stopping before {step}")
 
         def progress(step: str, fraction: float) -> None:
             active.step, active.progress = step, fraction
@@ -503,149 +364,66 @@ class Daemon:
             active.done.set()
             self.wakeup.set()
 
-    def _watch_for(self, job: Job) -> WatchFolder | None:
-        return self.config.watch_for(job.source.root)
-
-    def _source_path(self, job: Job) -> Path:
-        """The job's source on this host. When its folder is not configured here, just its
-        relative path: good for naming the file in messages, not for opening it."""
-        return self.config.locate(job.source.root, job.source.relative) or Path(job.source.relative)
-
-    def _rule_for(self, job: Job, watch: WatchFolder, source: Path) -> Rule:
-        if job.rule == NO_RULE:
-            return choose_rule(self.config, source, watch)  # raises why nothing matches
-        try:
-            return self.config.rule(job.rule)
-        except KeyError:
-            raise PermanentJobError(
-                f"the rule {job.rule!r} no longer exists in the configuration."
-            ) from None
-
-    def _prepare(self, job: Job) -> tuple[WatchFolder, Path]:
-        """The job's watch folder and source path; raises when the job cannot start."""
-        watch = self._watch_for(job)
-        source = self._source_path(job)
-        if watch is None:
-            raise PermanentJobError(f"its watch folder {job.source.root} is no longer configured.")
-        if job.attempts > self.config.max_attempts:
-            raise PermanentJobError(
-                f"nemod was interrupted {job.attempts - 1} times while processing "
-                f"{source.name}, so it gave up."
-            )
-        if not source.is_file():
-            if not watch.path.is_dir():
-                raise WaitingError(
-                    f"the watch folder {watch.path} cannot be reached",
-                    reason="unreachable", delay=self.options.unreachable_retry_seconds,
-                )
-            raise PermanentJobError(f"{source.name} disappeared before it could be processed.")
-        return watch, source
-
-    def _check_window(self, watch: WatchFolder, rule: Rule) -> None:
+    def _check_window(self, attempt: Attempt) -> None:
         """Raise WaitingError (reason ``schedule``) while the job's processing window is shut."""
-        hold = self._service.hold(watch, rule) if self._service is not None else None
+        assert attempt.watch is not None and attempt.rule is not None
+        hold = self._service.hold(attempt.watch, attempt.rule) if self._service is not None else None
         if hold is not None:
             raise WaitingError("outside its processing window", reason="schedule", delay=hold)
 
     def _execute(self, active: _Active, log: Any) -> None:
-        job, config = active.job, self.config
-        watch = self._watch_for(job)
-        source = self._source_path(job)
-        rule: Rule | None = None
+        """Run one attempt at ``active``'s job under the config of the moment it started,
+        then apply what its outcome means for the job (:func:`transition_for`)."""
+        job = active.job
+        attempt = locate(job, self.config)
         try:
-            watch, source = self._prepare(job)
-            rule = self._rule_for(job, watch, source)
-            self._check_window(watch, rule)
+            attempt = ready(attempt, self.options)
+            self._check_window(attempt)
+            assert attempt.watch is not None and attempt.rule is not None
             log.info("job_started", attempt=job.attempts, step=job.step)
             self._emit("started", job)
-            outcome = run_job(
-                config, self.backend, source, watch.output, job_id=job.key, rule=rule,
-                context=active.context,
-            )
+            outcome = run_job(attempt.config, self.backend, attempt.source, attempt.watch.output,
+                              job_id=job.key, rule=attempt.rule, context=active.context)
             outputs = {suffix: str(path) for suffix, path in outcome.outputs.items()}
             if active.lost or not self.store.complete(job.id, job.lease_token, outputs):
                 self._lose(active)
                 log.warning("job_taken_over_at_completion")
                 return
             log.info("job_done", outputs=sorted(outputs.values()), summary=outcome.summary)
-            self._after_success(job, watch, rule, source, log)
+            tidy_source(attempt.source, attempt.watch, attempt.rule, job.source.relative, log)
             self._emit("done", self.store.get(job.id) or job)
-        except LeaseLostError:
-            log.warning("job_abandoned", reason="lease lost")
-        except _Stopping:
-            self._give_back(active, log)
-        except WaitingError as exc:
-            delay = exc.delay if exc.delay is not None else self.options.waiting_default_seconds
-            if self.store.wait(job.id, job.lease_token, exc.reason, delay):
-                log.info("job_waiting", reason=exc.reason, seconds=delay)
+        except Exception as exc:
+            transition = transition_for(exc, attempt, self.options, lost=active.lost,
+                                        stopping=self._stopping.is_set(), cancelled=active.context.cancel.is_set())
+            if transition.unexpected:
+                log.exception("job_error_unexpected")
+            self._apply(active, attempt, transition, log)
+
+    def _apply(self, active: _Active, attempt: Attempt, transition: Transition, log: Any) -> None:
+        """Write ``transition`` to the store (fenced by the job's lease token) and tell."""
+        job = active.job
+        if transition.kind == "abandon":
+            log.warning("job_abandoned", reason=transition.message)
+        elif transition.kind == "release":
+            if self.store.release(job.id, job.lease_token):
+                log.info("job_released", step=active.step)
+        elif transition.kind == "wait":
+            if self.store.wait(job.id, job.lease_token, transition.reason, transition.delay):
+                log.info("job_waiting", reason=transition.reason, seconds=transition.delay)
                 self._emit("waiting", self.store.get(job.id) or job)
-        except PermanentJobError as exc:
-            self._fail_permanently(active, watch, rule, source=source, sentence=str(exc), log=log)
-        except Exception as exc:  # noqa: BLE001 - anything else is worth a retry
-            if active.lost:
-                log.warning("job_abandoned", reason="lease lost")
-            elif self._stopping.is_set() and active.context.cancel.is_set():
-                self._give_back(active, log)
-            else:
-                self._retry_or_fail(active, watch, rule, source=source, exc=exc, log=log)
-
-    def _give_back(self, active: _Active, log: Any) -> None:
-        if self.store.release(active.job.id, active.job.lease_token):
-            log.info("job_released", step=active.step)
-
-    def _retry_or_fail(
-        self, active: _Active, watch: WatchFolder | None, rule: Rule | None, *, source: Path,
-        exc: Exception, log: Any,
-    ) -> None:
-        job = active.job
-        message = str(exc) or type(exc).__name__
-        if not isinstance(exc, NemodError | OSError):
-            log.exception("job_error_unexpected")
-        if job.attempts >= self.config.max_attempts:
-            sentence = (
-                f"{source.name} failed {job.attempts} times; "
-                f"the last error was: {message.rstrip('.')}."
-            )
-            self._fail_permanently(active, watch, rule, source=source, sentence=sentence, log=log)
-            return
-        delay = getattr(exc, "delay", None)
-        if delay is None:
-            options = self.options
-            delay = backoff(job.attempts, options.retry_base_seconds, options.retry_max_seconds)
-        if self.store.fail(job.id, job.lease_token, message, retry_after=delay):
-            log.warning("job_retrying", error=message, attempt=job.attempts, seconds=delay)
-            self._emit("retrying", self.store.get(job.id) or job)
-
-    def _fail_permanently(
-        self, active: _Active, watch: WatchFolder | None, rule: Rule | None, *, source: Path,
-        sentence: str, log: Any,
-    ) -> None:
-        job = active.job
-        if not self.store.fail(job.id, job.lease_token, sentence):
+        elif transition.kind == "retry":
+            if self.store.fail(job.id, job.lease_token, transition.message, retry_after=transition.delay):
+                log.warning("job_retrying", error=transition.message, attempt=job.attempts,
+                            seconds=transition.delay)
+                self._emit("retrying", self.store.get(job.id) or job)
+        elif not self.store.fail(job.id, job.lease_token, transition.message):
             self._lose(active)
-            return
-        log.error("job_failed", error=sentence)
-        if watch is not None:
-            policy = (rule.on_failure if rule and rule.on_failure else None) or watch.on_failure
-            try:
-                write_failure(source, watch, job.source.relative, sentence, move=policy == "move")
-            except OSError as exc:
-                log.warning("failure_note_not_written", error=str(exc))
-        self._emit("failed", self.store.get(job.id) or job)
-
-    def _after_success(
-        self, job: Job, watch: WatchFolder, rule: Rule, source: Path, log: Any
-    ) -> None:
-        policy = rule.on_success or watch.on_success
-        try:
-            if policy == "delete":
-                source.unlink(missing_ok=True)
-                log.info("source_deleted")
-            elif policy == "move" and source.exists():
-                target = move_aside(source, watch.done, job.source.relative)
-                log.info("source_moved", to=str(target))
-        except OSError as exc:
-            log.warning("source_not_tidied", error=str(exc))
+        else:
+            log.error("job_failed", error=transition.message)
+            if attempt.watch is not None:
+                record_failure(attempt.source, attempt.watch, attempt.rule, job.source.relative,
+                               transition.message, log)
+            self._emit("failed", self.store.get(job.id) or job)
 
     # --- reload, health, events ----------------------------------------------------------
 
@@ -764,37 +542,3 @@ class Daemon:
             signal.signal(signal.SIGHUP, on_hup)
 
 
-# --- moving sources aside ------------------------------------------------------------------
-
-
-def _free_path(folder: Path, relative: str) -> Path:
-    """``folder/relative``, or ``name-1.ext``, ``name-2.ext``… when taken."""
-    target = folder / relative
-    candidate, counter = target, 0
-    while candidate.exists() or candidate.is_symlink():
-        counter += 1
-        candidate = target.with_name(f"{target.stem}-{counter}{target.suffix}")
-    return candidate
-
-
-def move_aside(source: Path, folder: Path, relative: str) -> Path:
-    """Move ``source`` to ``folder/relative`` without overwriting; returns where it went."""
-    target = _free_path(folder, relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(source), str(target))
-    return target
-
-
-def write_failure(
-    source: Path, watch: WatchFolder, relative: str, sentence: str, *, move: bool
-) -> Path:
-    """Move the source to the failed folder (when ``move`` and it still exists) and write
-    ``<stem>.error.txt`` there with ``sentence``; returns the note's path."""
-    if move and source.is_file():  # never move away a folder that took the file's name
-        moved = move_aside(source, watch.failed, relative)
-        note = moved.with_name(f"{moved.stem}.error.txt")
-    else:
-        note = _free_path(watch.failed, str(Path(relative).with_name(f"{source.stem}.error.txt")))
-    note.parent.mkdir(parents=True, exist_ok=True)
-    note.write_text(sentence.strip() + "\n", encoding="utf-8", errors="backslashreplace")
-    return note
