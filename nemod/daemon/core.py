@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -40,17 +39,17 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from nemod.backends.base import Backend, JobContext
-from nemod.config import Config, WatchFolder
-from nemod.daemon.attempt import NO_RULE, Attempt, Transition, locate, ready, transition_for
+from nemod.config import Config
+from nemod.daemon.attempt import Attempt, Transition, locate, ready, transition_for
 from nemod.daemon.disposition import record_failure, tidy_source
 from nemod.daemon.identity import make_owner, owner_is_dead
+from nemod.daemon.intake import Intake
 from nemod.daemon.options import DaemonOptions
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import ConfigError, LeaseLostError, PermanentJobError, StoppingError, WaitingError
-from nemod.pipeline import choose_rule, run_job
-from nemod.store.base import Job, JobState, JobStore, SourceRef, StoreLedger, fingerprint
-from nemod.watch.openfiles import open_for_writing
-from nemod.watch.watcher import FolderWatcher, FoundFile
+from nemod.errors import ConfigError, LeaseLostError, StoppingError, WaitingError
+from nemod.pipeline import run_job
+from nemod.store.base import Job, JobState, JobStore, StoreLedger
+from nemod.watch.watcher import FolderWatcher
 
 if TYPE_CHECKING:
     from nemod.service.runtime import ServiceHooks
@@ -107,12 +106,12 @@ class Daemon:
         self._events = events
         self._config_loader = config_loader
         self._backend_factory = backend_factory
-        self._watcher_factory = watcher_factory
         # Service plumbing (sd_notify, beacon, status endpoint, processing windows):
         # see nemod.service.runtime; None when run without it (tests, one-off use).
         self._service = service
         self.wakeup = threading.Event()
-        self.watchers: list[FolderWatcher] = []
+        self.intake = Intake(store, wakeup=self.wakeup, queued=functools.partial(self._emit, "queued"),
+                             watcher_factory=watcher_factory, check_open_files=self.options.check_open_files)
         self._active: dict[int, _Active] = {}
         self._workers = WorkerPool()
         self._lock = threading.Lock()
@@ -122,36 +121,19 @@ class Daemon:
         self._started = False
         self._log = structlog.get_logger("nemod.daemon")
 
+    @property
+    def watchers(self) -> list[FolderWatcher]:
+        """The folder watchers of the config in force."""
+        return self.intake.watchers
+
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
         """Take back this host's dead processes' jobs, start the watchers, scan the folders."""
-        self._adopt_folder_ids()
         self._reclaim_dead_owners()
-        now = self.clock()
-        self.watchers = [self._make_watcher(watch) for watch in self.config.watches]
-        for watcher in self.watchers:
-            watcher.start(now)
+        self.intake.start(self.config, self.clock())
         self._started = True
         self._log.info("daemon_started", owner=self.owner, folders=len(self.watchers))
-
-    def _make_watcher(self, watch: WatchFolder) -> FolderWatcher:
-        key = watch.key
-
-        def known(relative: str, size: int, mtime: float) -> bool:
-            return self.store.known(SourceRef(key, relative), size, mtime)
-
-        return self._watcher_factory(watch, known, wakeup=self.wakeup)
-
-    def _adopt_folder_ids(self) -> None:
-        """A folder that was just given an ``id:`` keeps its history: its jobs, stored
-        under its path until now, are renamed to the id."""
-        for watch in self.config.watches:
-            if watch.id:
-                renamed = self.store.rename_folder(str(watch.path), watch.id)
-                if renamed:
-                    self._log.info("folder_id_adopted", folder=str(watch.path), id=watch.id,
-                                   jobs=renamed)
 
     def _reclaim_dead_owners(self) -> None:
         for job in self.store.jobs(JobState.RUNNING, limit=10_000):
@@ -195,8 +177,7 @@ class Daemon:
         ``stop_timeout``) to finish or reach a checkpoint, then are cancelled (ffmpeg
         killed) and given back to the queue. Returns True when every worker ended."""
         self._stopping.set()
-        for watcher in self.watchers:
-            watcher.stop()
+        self.intake.stop()
         deadline = self.clock() + (self.options.stop_timeout if timeout is None else timeout)
         for active in self._snapshot():
             self._join(active, deadline)
@@ -243,52 +224,12 @@ class Daemon:
             self._do_reload(now)
         if self._rescan.is_set():
             self._rescan.clear()
-            for watcher in self.watchers:
-                watcher.scan(now)
-        self._find_files(now)
+            self.intake.rescan(now)
+        self.intake.poll(self.config, now)
         self._reap()
         self._heartbeat(now)
         if not self._stopping.is_set():
             self._start_jobs(now)
-
-    def _find_files(self, now: float) -> None:
-        settled: list[tuple[FolderWatcher, FoundFile]] = []
-        for watcher in self.watchers:
-            settled.extend((watcher, found) for found in watcher.poll(now))
-        if not settled:
-            return
-        busy: set[Path] = set()
-        if self.options.check_open_files:
-            busy = open_for_writing(Path(w.root) / f.relative for w, f in settled)
-        for watcher, found in settled:
-            if Path(watcher.root) / found.relative in busy:
-                self._log.debug("file_still_open", file=found.relative)
-                watcher.postpone(found, now)
-                continue
-            self._enqueue(watcher, found)
-
-    def _enqueue(self, watcher: FolderWatcher, found: FoundFile) -> None:
-        path = Path(watcher.root) / found.relative
-        log = self._log.bind(file=found.relative, folder=watcher.root)
-        try:
-            print_ = fingerprint(path, found.size, found.mtime)
-        except OSError as exc:
-            log.warning("file_unreadable", error=str(exc))
-            return
-        try:
-            rule_name = choose_rule(self.config, path, watcher.watch).name
-        except PermanentJobError:
-            rule_name = NO_RULE
-        job = self.store.enqueue(
-            print_, rule_name, SourceRef(watcher.watch.key, found.relative),
-            size=found.size, mtime=found.mtime,
-        )
-        watcher.mark_seen(found)
-        if job is None:
-            log.info("file_already_known", rule=rule_name)
-            return
-        log.info("job_queued", job=job.key, rule=rule_name)
-        self._emit("queued", job)
 
     def _reap(self) -> None:
         with self._lock:
@@ -454,24 +395,15 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - as above
                 self._log.error("config_reload_failed", problems=[str(exc) or type(exc).__name__])
                 return
-        for watcher in self.watchers:
-            watcher.stop()
         self.config = config
-        self._adopt_folder_ids()
-        self.watchers = [self._make_watcher(watch) for watch in config.watches]
-        for watcher in self.watchers:
-            watcher.start(now)
-        self._log.info("config_reloaded", folders=len(self.watchers))
+        self.intake.start(config, now)
+        self._log.info("config_reloaded", folders=len(self.intake.watchers))
 
     def health(self) -> dict[str, Any]:
         """A snapshot for health checks: ``ok`` (not stopping and every folder reachable),
         per-folder reachability and observer kind, running jobs with step and progress,
         and job counts by state."""
-        folders = [
-            {"path": w.root, "reachable": w.reachable, "polling": w.polling,
-             "pending": len(w.tracker)}
-            for w in self.watchers
-        ]
+        folders = self.intake.folders()
         running = [
             {"job": a.job.key, "file": a.job.source.relative, "step": a.step,
              "progress": a.progress}
