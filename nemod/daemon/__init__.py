@@ -11,6 +11,8 @@
   :meth:`Daemon.run_once` is the one testable iteration;
 - :mod:`nemod.daemon.attempt` — one try at one job, resolved once, and the pure mapping
   from its outcome to the job's next state;
+- :mod:`nemod.daemon.intake` — the folder watchers and the queueing of what they find;
+- :mod:`nemod.daemon.leases` — a running job's handle, its fenced checkpoint, heartbeats, dead owners;
 - :mod:`nemod.daemon.workers` — the long-lived worker threads;
 - :mod:`nemod.daemon.identity` — lease owners (``host:pid:start``) and dead-owner checks;
 - :mod:`nemod.daemon.disposition` — moving, deleting and annotating source files;

@@ -30,7 +30,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -38,17 +37,18 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from nemod.backends.base import Backend, JobContext
+from nemod.backends.base import Backend
 from nemod.config import Config
 from nemod.daemon.attempt import Attempt, Transition, locate, ready, transition_for
 from nemod.daemon.disposition import record_failure, tidy_source
-from nemod.daemon.identity import make_owner, owner_is_dead
+from nemod.daemon.identity import make_owner
 from nemod.daemon.intake import Intake
+from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import ConfigError, LeaseLostError, StoppingError, WaitingError
+from nemod.errors import ConfigError, WaitingError
 from nemod.pipeline import run_job
-from nemod.store.base import Job, JobState, JobStore, StoreLedger
+from nemod.store.base import Job, JobStore
 from nemod.watch.watcher import FolderWatcher
 
 if TYPE_CHECKING:
@@ -58,19 +58,6 @@ EventCallback = Callable[[str, Job], None]
 
 
 # --- the daemon ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Active:
-    """A job being worked on by a thread of this daemon."""
-
-    job: Job
-    context: JobContext
-    last_heartbeat: float = 0.0
-    step: str | None = None
-    progress: float | None = None
-    lost: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class Daemon:
@@ -112,10 +99,11 @@ class Daemon:
         self.wakeup = threading.Event()
         self.intake = Intake(store, wakeup=self.wakeup, queued=functools.partial(self._emit, "queued"),
                              watcher_factory=watcher_factory, check_open_files=self.options.check_open_files)
-        self._active: dict[int, _Active] = {}
+        self._active: dict[int, Active] = {}
         self._workers = WorkerPool()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.leases = Leases(store, self.owner, self.options, self._stopping)
         self._rescan = threading.Event()
         self._reload = threading.Event()
         self._started = False
@@ -130,19 +118,10 @@ class Daemon:
 
     def start(self) -> None:
         """Take back this host's dead processes' jobs, start the watchers, scan the folders."""
-        self._reclaim_dead_owners()
+        self.leases.reclaim_dead_owners()
         self.intake.start(self.config, self.clock())
         self._started = True
         self._log.info("daemon_started", owner=self.owner, folders=len(self.watchers))
-
-    def _reclaim_dead_owners(self) -> None:
-        for job in self.store.jobs(JobState.RUNNING, limit=10_000):
-            if owner_is_dead(job.lease_owner, self.owner) and self.store.expire_lease(
-                job.id, job.lease_token
-            ):
-                self._log.info(
-                    "lease_reclaimed", job=job.key, file=job.source.relative, owner=job.lease_owner
-                )
 
     def request_stop(self) -> None:
         """Stop taking jobs; :meth:`run_forever` then stops gracefully (safe from signals)."""
@@ -204,10 +183,10 @@ class Daemon:
             active.done.wait(max(0.0, deadline - time.monotonic())) for active in self._snapshot()
         )
 
-    def _join(self, active: _Active, deadline: float) -> None:
+    def _join(self, active: Active, deadline: float) -> None:
         active.done.wait(max(0.0, deadline - self.clock()))
 
-    def _snapshot(self) -> list[_Active]:
+    def _snapshot(self) -> list[Active]:
         with self._lock:
             return list(self._active.values())
 
@@ -227,7 +206,7 @@ class Daemon:
             self.intake.rescan(now)
         self.intake.poll(self.config, now)
         self._reap()
-        self._heartbeat(now)
+        self.leases.heartbeat(self._snapshot(), now)
         if not self._stopping.is_set():
             self._start_jobs(now)
 
@@ -236,65 +215,21 @@ class Daemon:
             for job_id in [i for i, a in self._active.items() if a.done.is_set()]:
                 del self._active[job_id]
 
-    def _heartbeat(self, now: float) -> None:
-        for active in self._snapshot():
-            if active.done.is_set() or active.lost:
-                continue
-            if now - active.last_heartbeat < self.options.heartbeat_seconds:
-                continue
-            active.last_heartbeat = now
-            if not self.store.heartbeat(
-                active.job.id, active.job.lease_token, lease_seconds=self.options.lease_seconds,
-                step=active.step, progress=active.progress,
-            ):
-                self._lose(active)
-
-    def _lose(self, active: _Active) -> None:
-        """Fencing: the job was taken over; stop the work, publish nothing."""
-        if not active.lost:
-            active.lost = True
-            self._log.warning("lease_lost", job=active.job.key, file=active.job.source.relative)
-        active.context.cancel.set()
+    def _lose(self, active: Active) -> None:
+        self.leases.lose(active)
 
     def _start_jobs(self, now: float) -> None:
         while len(self._snapshot()) < self.config.concurrency and not self._stopping.is_set():
-            job = self.store.claim(self.owner, lease_seconds=self.options.lease_seconds)
-            if job is None:
+            active = self.leases.claim(now)
+            if active is None:
                 return
-            active = self._new_active(job, now)
             with self._lock:
-                self._active[job.id] = active
+                self._active[active.job.id] = active
             self._workers.submit(functools.partial(self._work, active), self.config.concurrency)
-
-    def _new_active(self, job: Job, now: float) -> _Active:
-        active = _Active(job=job, context=JobContext(), last_heartbeat=now)
-
-        def checkpoint(step: str) -> None:
-            active.step = step
-            if active.lost or not self.store.heartbeat(
-                job.id, job.lease_token, lease_seconds=self.options.lease_seconds, step=step,
-                progress=0.0,
-            ):
-                self._lose(active)
-                raise LeaseLostError(f"{job.key} was taken over")
-            if self._stopping.is_set() and step != "publish":
-                # Stop before the next expensive step; a finished render is still
-                # published (quick) rather than thrown away.
-                raise StoppingError(f"stopping before {step}")
-
-        def progress(step: str, fraction: float) -> None:
-            active.step, active.progress = step, fraction
-
-        active.context = JobContext(
-            ledger=StoreLedger(self.store, job, self.options.lease_seconds),
-            progress=progress,
-            checkpoint=checkpoint,
-        )
-        return active
 
     # --- running one job (worker thread) -------------------------------------------------
 
-    def _work(self, active: _Active) -> None:
+    def _work(self, active: Active) -> None:
         job = active.job
         log = self._log.bind(job=job.key, file=job.source.relative, rule=job.rule)
         try:
@@ -312,7 +247,7 @@ class Daemon:
         if hold is not None:
             raise WaitingError("outside its processing window", reason="schedule", delay=hold)
 
-    def _execute(self, active: _Active, log: Any) -> None:
+    def _execute(self, active: Active, log: Any) -> None:
         """Run one attempt at ``active``'s job under the config of the moment it started,
         then apply what its outcome means for the job (:func:`transition_for`)."""
         job = active.job
@@ -340,7 +275,7 @@ class Daemon:
                 log.exception("job_error_unexpected")
             self._apply(active, attempt, transition, log)
 
-    def _apply(self, active: _Active, attempt: Attempt, transition: Transition, log: Any) -> None:
+    def _apply(self, active: Active, attempt: Attempt, transition: Transition, log: Any) -> None:
         """Write ``transition`` to the store (fenced by the job's lease token) and tell."""
         job = active.job
         if transition.kind == "abandon":
