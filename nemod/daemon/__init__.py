@@ -2,12 +2,13 @@
 
 ::
 
-    FolderWatcher (per folder) ──settled files──▶ JobStore.enqueue            (core: intake)
-    JobStore.claim (lease) ──▶ WorkerPool ──▶ Attempt ──▶ pipeline.run_job    (core, workers, attempt)
+    FolderWatcher (per folder) ──settled files──▶ JobStore.enqueue            (intake)
+    JobStore.claim (lease) ──▶ WorkerPool ──▶ Attempt ──▶ pipeline.run_job    (leases, workers, attempt)
         ──▶ transition_for(outcome) ──▶ complete / retry / wait / fail        (attempt: pure)
         ──▶ source kept, moved or deleted; <stem>.error.txt                   (disposition)
 
-- :mod:`nemod.daemon.core` — :class:`Daemon`: lifecycle, intake, leases, reload, health;
+- :mod:`nemod.daemon.core` — :class:`Daemon`: lifecycle, running attempts and applying their
+  transitions, reload, health;
   :meth:`Daemon.run_once` is the one testable iteration;
 - :mod:`nemod.daemon.attempt` — one try at one job, resolved once, and the pure mapping
   from its outcome to the job's next state;

@@ -599,3 +599,25 @@ def test_giving_a_folder_an_id_keeps_its_history(tmp_path: Path) -> None:
     finally:
         second.daemon.stop(timeout=2)
         second.store.close()
+
+
+def test_a_reload_during_a_job_does_not_change_the_running_job(tmp_path: Path) -> None:
+    """The job runs under the config it started with (one snapshot per attempt); the next
+    job gets the reloaded one."""
+    first = load(write_config(tmp_path, rule_extra='    output: "{stem}-first.mp4"'))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text((tmp_path / "nemod.yaml").read_text().replace("-first.mp4", "-second.mp4"))
+    harness = Harness(tmp_path, first, config_loader=lambda: load(changed))
+    try:
+        harness.backend.gate = threading.Event()
+        (harness.inbox / "a.mp4").write_bytes(b"a")
+        harness.drive(harness.backend.started.is_set)
+        harness.daemon.request_reload()
+        harness.drive(lambda: harness.daemon.config is not first)
+        harness.backend.gate.set()
+        harness.drive(lambda: harness.count(JobState.DONE) == 1)
+        (harness.inbox / "b.mp4").write_bytes(b"b")
+        harness.drive(lambda: harness.count(JobState.DONE) == 2)
+        assert [n for n in harness.outputs() if n.endswith(".mp4")] == ["a-first.mp4", "b-second.mp4"]
+    finally:
+        harness.daemon.stop(timeout=1)
