@@ -47,6 +47,7 @@ from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
 from nemod.daemon.workers import WorkerPool
 from nemod.errors import ConfigError, WaitingError
+from nemod.names import shown
 from nemod.pipeline import run_job
 from nemod.store.base import Job, JobStore
 from nemod.watch.watcher import FolderWatcher
@@ -231,7 +232,7 @@ class Daemon:
 
     def _work(self, active: Active) -> None:
         job = active.job
-        log = self._log.bind(job=job.key, file=job.source.relative, rule=job.rule)
+        log = self._log.bind(job=job.key, file=shown(job.source.relative), rule=job.rule)
         try:
             self._execute(active, log)
         except Exception:  # a worker thread must never die silently

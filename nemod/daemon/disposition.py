@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nemod.config import Rule, WatchFolder
+from nemod.names import shown
 
 
 def _free_path(folder: Path, relative: str) -> Path:
@@ -39,7 +40,7 @@ def write_failure(
     else:
         note = _free_path(watch.failed, str(Path(relative).with_name(f"{source.stem}.error.txt")))
     note.parent.mkdir(parents=True, exist_ok=True)
-    note.write_text(sentence.strip() + "\n", encoding="utf-8", errors="backslashreplace")
+    note.write_text(shown(sentence.strip()) + "\n", encoding="utf-8")
     return note
 
 

@@ -17,6 +17,7 @@ import structlog
 from nemod.config import Config, WatchFolder
 from nemod.daemon.attempt import NO_RULE
 from nemod.errors import PermanentJobError
+from nemod.names import shown
 from nemod.pipeline import choose_rule
 from nemod.store.base import Job, JobStore, SourceRef, fingerprint
 from nemod.watch.openfiles import open_for_writing
@@ -100,14 +101,14 @@ class Intake:
             busy = open_for_writing(Path(w.root) / f.relative for w, f in settled)
         for watcher, found in settled:
             if Path(watcher.root) / found.relative in busy:
-                self._log.debug("file_still_open", file=found.relative)
+                self._log.debug("file_still_open", file=shown(found.relative))
                 watcher.postpone(found, now)
                 continue
             self._enqueue(config, watcher, found)
 
     def _enqueue(self, config: Config, watcher: FolderWatcher, found: FoundFile) -> None:
         path = Path(watcher.root) / found.relative
-        log = self._log.bind(file=found.relative, folder=watcher.root)
+        log = self._log.bind(file=shown(found.relative), folder=watcher.root)
         try:
             print_ = fingerprint(path, found.size, found.mtime)
         except OSError as exc:

@@ -18,6 +18,7 @@ from nemod.backends.base import JobContext
 from nemod.daemon.identity import owner_is_dead
 from nemod.daemon.options import DaemonOptions
 from nemod.errors import LeaseLostError, StoppingError
+from nemod.names import shown
 from nemod.store.base import Job, JobState, JobStore, StoreLedger
 
 
@@ -50,7 +51,7 @@ class Leases:
         claimed again at once instead of when the lease runs out)."""
         for job in self.store.jobs(JobState.RUNNING, limit=10_000):
             if owner_is_dead(job.lease_owner, self.owner) and self.store.expire_lease(job.id, job.lease_token):
-                self._log.info("lease_reclaimed", job=job.key, file=job.source.relative, owner=job.lease_owner)
+                self._log.info("lease_reclaimed", job=job.key, file=shown(job.source.relative), owner=job.lease_owner)
 
     def claim(self, now: float) -> Active | None:
         """Claim the next due job, or None; its context checkpoints against the lease."""
@@ -94,5 +95,5 @@ class Leases:
         """Fencing: the job was taken over; stop the work, publish nothing."""
         if not active.lost:
             active.lost = True
-            self._log.warning("lease_lost", job=active.job.key, file=active.job.source.relative)
+            self._log.warning("lease_lost", job=active.job.key, file=shown(active.job.source.relative))
         active.context.cancel.set()

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import structlog
 
 from nemod.config import Config, Rule, WatchFolder
+from nemod.names import shown
 from nemod.service.beacon import DaemonBeacon, beacon_path
 from nemod.service.http import StatusServer
 from nemod.service.notify import (
@@ -248,8 +249,8 @@ class ServiceRuntime:
                 duration = job.finished_at - job.created_at
             code = error_code(job.error) if name == "failed" else "other"
             self.sink.on_event(name, job_fields(
-                job_id=str(job.id), source=str(self.config.locate(job.source.root, job.source.relative)
-                                         or job.source.relative), rule=job.rule,
+                job_id=str(job.id), source=shown(str(self.config.locate(job.source.root, job.source.relative)
+                                               or job.source.relative)), rule=job.rule,
                 folder=job.source.root, outputs=sorted(job.outputs.values()),
                 error=job.error if name == "failed" else None,
                 error_code=None if code == "other" else code,

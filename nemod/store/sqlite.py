@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nemod.backends.base import SideEffect
-from nemod.names import restored, stored
+from nemod.names import restored, shown, stored
 from nemod.store.base import Job, JobState, SourceRef
 
 SCHEMA_VERSION = 1
@@ -225,14 +225,14 @@ class SQLiteStore:
                        lease_expires_at = NULL, progress = NULL, updated_at = :now,
                        finished_at = :now
                    WHERE id = :id AND lease_token = :lease AND state = 'running'""",
-                {"id": job_id, "lease": lease, "error": error},
+                {"id": job_id, "lease": lease, "error": shown(error)},
             )
         return self._fenced(
             """UPDATE jobs SET state = 'queued', error = :error, lease_owner = NULL,
                    lease_expires_at = NULL, progress = NULL, updated_at = :now,
                    not_before = :now + :delay
                WHERE id = :id AND lease_token = :lease AND state = 'running'""",
-            {"id": job_id, "lease": lease, "error": error, "delay": retry_after},
+            {"id": job_id, "lease": lease, "error": shown(error), "delay": retry_after},
         )
 
     def wait(self, job_id: int, lease: int, reason: str, delay: float) -> bool:
@@ -242,7 +242,7 @@ class SQLiteStore:
                    lease_expires_at = NULL, progress = NULL, updated_at = :now,
                    not_before = :now + :delay, attempts = max(attempts - 1, 0)
                WHERE id = :id AND lease_token = :lease AND state = 'running'""",
-            {"id": job_id, "lease": lease, "reason": reason, "delay": delay},
+            {"id": job_id, "lease": lease, "reason": shown(reason), "delay": delay},
         )
 
     def release(self, job_id: int, lease: int) -> bool:
@@ -273,7 +273,7 @@ class SQLiteStore:
                    ON CONFLICT (fingerprint, rule, key) DO UPDATE SET
                        remote_id = coalesce(excluded.remote_id, remote_id),
                        recorded_at = excluded.recorded_at""",
-                (job.fingerprint, job.rule, key, remote_id, now),
+                (job.fingerprint, job.rule, key, None if remote_id is None else stored(remote_id), now),
             )
 
     def side_effect(self, job: Job, key: str) -> SideEffect | None:
@@ -283,7 +283,10 @@ class SQLiteStore:
                WHERE fingerprint = ? AND rule = ? AND key = ?""",
             (job.fingerprint, job.rule, key),
         )
-        return SideEffect(rows[0]["key"], rows[0]["remote_id"]) if rows else None
+        if not rows:
+            return None
+        remote = rows[0]["remote_id"]
+        return SideEffect(rows[0]["key"], None if remote is None else restored(remote))
 
     # --- queries ------------------------------------------------------------------------
 

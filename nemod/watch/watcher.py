@@ -216,15 +216,16 @@ class FolderWatcher:
         if self._seen.get(relative) == signature:
             self.tracker.forget(relative)
             return
-        if relative not in self.tracker and not is_utf8(relative):
-            # Processed like any other file (nemod.names keeps its bytes exactly); said once.
-            self._log.info("file_name_not_utf8", file=shown(relative),
-                           output_name=readable(relative.rsplit("/", 1)[-1]))
         if relative not in self.tracker and self._known(relative, *signature):
             self._seen[relative] = signature
             self.tracker.forget(relative)
             return
         if relative not in self.tracker:
+            if not is_utf8(relative):
+                # Processed like any other file (nemod.names keeps its bytes exactly); said
+                # when a new such file is first seen.
+                self._log.info("file_name_not_utf8", file=shown(relative),
+                               readable_stem=readable(relative.rsplit("/", 1)[-1].rsplit(".", 1)[0]))
             self.tracker.observe(relative, signature, now)
 
     def _walk(self, start: str) -> Iterator[str]:

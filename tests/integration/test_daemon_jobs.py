@@ -621,3 +621,20 @@ def test_a_reload_during_a_job_does_not_change_the_running_job(tmp_path: Path) -
         assert [n for n in harness.outputs() if n.endswith(".mp4")] == ["a-first.mp4", "b-second.mp4"]
     finally:
         harness.daemon.stop(timeout=1)
+
+
+def test_a_failing_job_for_a_file_whose_name_is_not_utf8_fails_cleanly(harness: Harness) -> None:
+    raw = b"caf\xe9.mp4"
+    name = os.fsdecode(raw)
+    harness.backend.errors[name] = [PermanentJobError(f"{name} is not a readable video.")]
+    with open(os.path.join(os.fsencode(harness.inbox), raw), "wb") as handle:
+        handle.write(b"x")
+    failed = os.fsencode(harness.inbox / "failed")
+    harness.drive(lambda: harness.idle() and os.path.exists(os.path.join(failed, b"caf\xe9.error.txt")))
+    (job,) = harness.jobs()
+    assert job.state is JobState.FAILED
+    assert job.source.relative == name and job.error == "caf\\xe9.mp4 is not a readable video."
+    assert sorted(os.listdir(failed)) == [b"caf\xe9.error.txt", raw]
+    with open(os.path.join(failed, b"caf\xe9.error.txt"), "rb") as handle:
+        note = handle.read()
+    assert note == b"caf\\xe9.mp4 is not a readable video.\n"
