@@ -383,7 +383,7 @@ def _schema_problems(
             broken.add(path)
         if error.validator == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
-            extras = sorted(set(error.instance) - set(allowed))
+            extras = sorted(set(error.instance) - set(allowed), key=str)
             for extra in extras:
                 document.problem(
                     (*path, extra),
@@ -591,8 +591,11 @@ def load(
     problems = document.problems
 
     rules: list[Rule] = []
+    unsound_rules: set[str] = set()
     for index, raw in enumerate(data.get("rules", []) if sound("rules") or isinstance(data.get("rules"), list) else []):
         if not sound("rules", index):
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                unsound_rules.add(raw["name"])  # reported already; not "no rule named" again
             continue
         rule = _build_rule(raw, document, ("rules", index), (), plan_edits,
                            files_base=base if check_folders else None)
@@ -627,7 +630,7 @@ def load(
         if output == watch_path:
             document.problem((*key, "output"), "the output folder must differ from the watched folder")
         for name in raw.get("rules", []):
-            if name not in seen:
+            if name not in seen and name not in unsound_rules:
                 document.problem((*key, "rules"), f"no rule named {name!r}")
         if raw.get("schedule") and (schedule_problem := check_schedule(raw["schedule"])):
             document.problem((*key, "schedule"), schedule_problem)

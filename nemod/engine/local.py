@@ -38,7 +38,7 @@ from nemod.engine.timeline import (
     summarize,
 )
 from nemod.engine.transcribe import Transcriber
-from nemod.engine.vad import SpeechFound, audio_regions, speech_in_file, transcription_regions
+from nemod.engine.vad import audio_regions, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
@@ -163,20 +163,21 @@ class LocalEngine:
         timings["vad"] = time.monotonic() - started
         _check(cancel)
         progress("analyse", 0.3)
-        trimmed = found if wants_speech else SpeechFound()
+        # The notes speak of the trim; the evidence also times captions (onset_fitted).
+        notes = found.notes if wants_speech else ()
         if not wants_words:
             return Analysis(speech=found.speech, notes=found.notes, evidence=found.evidence)
         regions = transcription_regions(found.speech, window)
         if not regions:
             return Analysis(speech=found.speech if wants_speech else None, words=(),
-                            notes=(*trimmed.notes, f"no speech found in {source.name}: the captions are empty"),
-                            evidence=trimmed.evidence)
+                            notes=(*notes, f"no speech found in {source.name}: the captions are empty"),
+                            evidence=found.evidence)
         started = time.monotonic()
         words = tuple(self._words(source, regions, progress, cancel))
         timings["transcribe"] = time.monotonic() - started
         _check(cancel)
-        return Analysis(speech=found.speech if wants_speech else None, words=words, notes=trimmed.notes,
-                        evidence=trimmed.evidence)
+        return Analysis(speech=found.speech if wants_speech else None, words=words, notes=notes,
+                        evidence=found.evidence)
 
     def _words(
         self,

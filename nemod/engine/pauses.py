@@ -64,7 +64,8 @@ class Evidence:
 
     def describe(self, start: float, end: float) -> dict[str, float]:
         """What the signals say of ``start``–``end`` seconds: Silero's highest probability and
-        the median level above the recording's noise floor (dB)."""
+        the median level above the whole recording's noise floor (dB; the decision itself
+        measured each 5-minute chunk against its own floor)."""
         import numpy as np
 
         first, last = max(0, int(start / FRAME)), min(len(self.probs), int(np.ceil(end / FRAME)))

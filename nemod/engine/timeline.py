@@ -161,6 +161,8 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
     # cuts picture and sound at the same frame times, and captions retimed here then match
     # the rendered joins exactly (no drift over many cuts).
     kept = _on_frames(kept, fps, window)
+    if trim is not None and analysis.speech is not None:
+        cuts = len(kept) - 1 + (kept[0][0] > window[0]) + (kept[-1][1] < window[1])
     speed: Speed | None = plan.find(Speed)
     factor = speed.factor if speed else 1.0
     segments: list[dict[str, Any]] = [{"src": name, "s": _ms(a), "e": _ms(b)} for a, b in kept if _ms(b) > _ms(a)]
@@ -210,12 +212,12 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
 def _on_frames(kept: Sequence[tuple[float, float]], fps: float, window: tuple[float, float]) -> list[tuple[float, float]]:
     """``kept`` moved onto frame boundaries of ``fps``: starts down, ends up (within
     ``window``; the window's own edges to the nearest frame), so rounding never takes sound
-    from speech; ranges that now touch are joined."""
+    from speech; ranges that now touch, or leave less than a frame between them, are joined."""
     out: list[tuple[float, float]] = []
     for a, b in kept:
         start = max(window[0], math.floor(a * fps + 1e-6) / fps) if a > window[0] else round(a * fps) / fps
         end = min(window[1], math.ceil(b * fps - 1e-6) / fps if b < window[1] else round(b * fps) / fps)
-        if out and start <= out[-1][1]:
+        if out and start - out[-1][1] < 1 / fps - 1e-6:
             out[-1] = (out[-1][0], max(out[-1][1], end))
         else:
             out.append((start, end))
@@ -293,13 +295,13 @@ def trim_lines(draft: Draft) -> list[str]:
         heard = ""
         if "silero_max" in cut:
             heard = (f": Silero at most {cut['silero_max']:.2f}, level "
-                     f"{cut['level_over_floor_db']:g} dB over the room tone")
+                     f"{cut['level_over_floor_db']:g} dB over the recording's noise floor")
         lines.append(f"  cut {_clock(cut['start'])}–{_clock(cut['end'])} ({cut['seconds']:.1f} s){heard}")
     return lines
 
 
 def _clock(seconds: float) -> str:
-    minutes, rest = divmod(seconds, 60)
+    minutes, rest = divmod(round(seconds, 1), 60)
     return f"{int(minutes)}:{rest:04.1f}"
 
 

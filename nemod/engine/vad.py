@@ -52,7 +52,7 @@ def audio_chunks(path: Path, seconds: float = CHUNK_SECONDS) -> Generator[Any, N
     import av
     import numpy as np
 
-    size = int(seconds * SAMPLE_RATE)
+    size = _whole_frames(seconds)
     pending: list[Any] = []
     count = 0
     with av.open(str(path)) as container:
@@ -107,7 +107,7 @@ def speech_in_file(
 def speech_in_samples(samples: Any, seconds: float = CHUNK_SECONDS,
                       sensitivity: Sensitivity = SENSITIVITIES[DEFAULT_SENSITIVITY]) -> SpeechFound:
     """Speech in already decoded 16 kHz samples, searched chunk by chunk."""
-    size = int(seconds * SAMPLE_RATE)
+    size = _whole_frames(seconds)
     return speech_in_chunks((samples[index: index + size] for index in range(0, len(samples), size)),
                             sensitivity=sensitivity)
 
@@ -158,6 +158,12 @@ def speech_in_chunks(
         offset += length
     evidence = Evidence(np.concatenate(probs), np.concatenate(levels)) if probs else None
     return SpeechFound(tuple(found), tuple(notes), evidence)
+
+
+def _whole_frames(seconds: float) -> int:
+    """Samples in a chunk of about ``seconds``: a whole number of analysis frames, so the
+    frame times of consecutive chunks never drift."""
+    return max(1, int(seconds * SAMPLE_RATE) // FRAME_SAMPLES) * FRAME_SAMPLES
 
 
 def _clock(seconds: float) -> str:

@@ -38,9 +38,9 @@ def test_every_pause_longer_than_the_minimum_is_cut(trimmed: tuple[Draft, Render
     assert trimmed[0]["t"][0]["m"]["pauses_cut"] >= len(talk_clip.pauses)
     for start, end in talk_clip.pauses:
         assert end - start >= 1.0
-        # What is left of a pause: the padding beside the speech and the reader's breath
-        # the speech detector keeps with it — never more than the 1.2 s a 1 s pause may keep.
-        assert _overlap(kept, start, end) <= 1.2, (start, end, kept)
+        # What is left of a pause: the 0.2 s padding on each side and the reader's breath
+        # the speech detector keeps with it (measured: 0.3–0.6 s of these 1.2–2.5 s pauses).
+        assert _overlap(kept, start, end) <= 0.7, (start, end, kept)
 
 
 def test_the_render_is_as_long_as_its_draft(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:

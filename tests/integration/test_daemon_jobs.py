@@ -43,6 +43,8 @@ class FakeBackend:
         self.cancelled = threading.Event()
         #: a render that does not notice it was cancelled and finishes anyway (no checkpoint)
         self.stubborn = False
+        #: raise the queued errors after the gate opens instead of at once
+        self.late_errors = False
         self.finished = threading.Event()
         self.running = 0
         self.max_running = 0
@@ -61,7 +63,7 @@ class FakeBackend:
             self.started.set()
             context.checkpoint("edit")
             errors = self.errors.get(request.source.name)
-            if errors:
+            if errors and not self.late_errors:
                 raise errors.pop(0)
             while self.gate is not None and not self.gate.wait(0.02):
                 if context.cancel.is_set():
@@ -69,6 +71,8 @@ class FakeBackend:
                     if not self.stubborn:
                         raise MediaError("ffmpeg was cancelled")
                     break
+            if errors and self.late_errors:
+                raise errors.pop(0)
             context.progress("render", 0.5)
             if not self.stubborn:
                 context.checkpoint("render")
@@ -601,24 +605,25 @@ def test_giving_a_folder_an_id_keeps_its_history(tmp_path: Path) -> None:
         second.store.close()
 
 
-def test_a_reload_during_a_job_does_not_change_the_running_job(tmp_path: Path) -> None:
-    """The job runs under the config it started with (one snapshot per attempt); the next
-    job gets the reloaded one."""
-    first = load(write_config(tmp_path, rule_extra='    output: "{stem}-first.mp4"'))
+def test_a_reload_during_a_job_does_not_change_how_its_failure_is_handled(tmp_path: Path) -> None:
+    """The job's retry limit is the one of the config it started with (one snapshot per
+    attempt): a reload lowering ``max_attempts`` to 1 mid-job does not turn its first
+    failure into a permanent one; the next job gets the reloaded config."""
+    first = load(write_config(tmp_path))
     changed = tmp_path / "changed.yaml"
-    changed.write_text((tmp_path / "nemod.yaml").read_text().replace("-first.mp4", "-second.mp4"))
+    changed.write_text((tmp_path / "nemod.yaml").read_text().replace("max_attempts: 3", "max_attempts: 1"))
     harness = Harness(tmp_path, first, config_loader=lambda: load(changed))
     try:
         harness.backend.gate = threading.Event()
+        harness.backend.late_errors = True
+        harness.backend.errors["a.mp4"] = [MediaError("ffmpeg exited with 1")]
         (harness.inbox / "a.mp4").write_bytes(b"a")
         harness.drive(harness.backend.started.is_set)
         harness.daemon.request_reload()
-        harness.drive(lambda: harness.daemon.config is not first)
+        harness.drive(lambda: harness.daemon.config.max_attempts == 1)
         harness.backend.gate.set()
-        harness.drive(lambda: harness.count(JobState.DONE) == 1)
-        (harness.inbox / "b.mp4").write_bytes(b"b")
-        harness.drive(lambda: harness.count(JobState.DONE) == 2)
-        assert [n for n in harness.outputs() if n.endswith(".mp4")] == ["a-first.mp4", "b-second.mp4"]
+        harness.drive(lambda: harness.saw("retrying") or harness.saw("failed"))
+        assert harness.saw("retrying") and not harness.saw("failed")
     finally:
         harness.daemon.stop(timeout=1)
 

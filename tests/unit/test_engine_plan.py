@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 from nemod.edits import parse_edit
 from nemod.engine.captions import Word
-from nemod.engine.pauses import FRAME, SpeechMap
+from nemod.engine.pauses import SpeechMap
 from nemod.engine.render import RenderInputs, copy_args, escape_filter_value, render_args
 from nemod.engine.timeline import Analysis, build_draft, output_size, summarize
 from nemod.engine.vad import kept_ranges
@@ -109,7 +108,10 @@ def test_speech_over_chunks_is_joined_at_the_boundaries(monkeypatch: pytest.Monk
         return SpeechMap(tuple((a + offset, b + offset) for a, b in next(answers)), snr_db=40.0)
 
     monkeypatch.setattr(vad, "find_speech", fake)
-    chunks = iter([np.full(vad.SAMPLE_RATE * 10, 0.1, np.float32), np.full(vad.SAMPLE_RATE * 10, 0.1, np.float32)])
+    size = 312 * vad.FRAME_SAMPLES  # 9.984 s: a whole number of frames, as audio_chunks gives
+    chunks = iter([np.full(size, 0.1, np.float32), np.full(size, 0.1, np.float32)])
     found = vad.speech_in_chunks(chunks)
-    assert found.speech == ((0.5, 12.0), (14.0, 15.0))
-    assert found.evidence is not None and len(found.evidence.probs) == 2 * math.ceil(10 / FRAME)
+    second = size / vad.SAMPLE_RATE
+    assert found.speech == ((0.5, second + 2.0), (second + 4.0, second + 5.0))
+    assert found.evidence is not None and len(found.evidence.probs) == 2 * 312
+    assert vad._whole_frames(10.0) == size and vad._whole_frames(300.0) == 300 * vad.SAMPLE_RATE
