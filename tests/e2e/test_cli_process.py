@@ -99,30 +99,21 @@ def test_process_refuses_an_unaccepted_type(project: Path) -> None:
     assert "not an accepted type" in result.stderr
 
 
-def test_explain_and_the_job_log_say_why_each_pause_was_cut(tmp_path: Path) -> None:
+def test_explain_and_the_job_log_say_why_each_pause_was_cut(project: Path) -> None:
     from nemod.samples import make_talk
 
-    (tmp_path / "inbox").mkdir()
-    (tmp_path / "nemod.yaml").write_text(textwrap.dedent("""\
-        state_dir: ./state
-        watch:
-          - path: ./inbox
-            output: ./outbox
-        rules:
-          - name: talk
-            match: {glob: "*.mp4"}
-            edit: "trim the pauses gently"
-        """))
-    talk = make_talk(tmp_path / "inbox" / "talk.mp4", width=160, height=120)
-    result = nemod("explain", "-c", "nemod.yaml", str(talk.path), cwd=tmp_path)
+    config = project / "nemod.yaml"
+    config.write_text(config.read_text().replace("export 1080p MP4", "trim the pauses gently"))
+    talk = make_talk(project / "inbox" / "talk.mp4", width=160, height=120)
+    result = nemod("explain", "-c", "nemod.yaml", str(talk.path), cwd=project)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     (header,) = [line for line in lines if "pause trim:" in line]
     assert "sensitivity gentle" in header and "silero, level" in header
     cuts = [line for line in lines if line.strip().startswith("cut ")]
     assert len(cuts) >= len(talk.pauses) and all("Silero at most" in line for line in cuts)
-    assert nemod("process", "-c", "nemod.yaml", str(talk.path), cwd=tmp_path).returncode == 0
-    log = json.loads((tmp_path / "outbox" / "talk.log.json").read_text())
+    assert nemod("process", "-c", "nemod.yaml", str(talk.path), cwd=project).returncode == 0
+    log = json.loads((project / "outbox" / "talk.log.json").read_text())
     trim = log["draft"]["t"][0]["m"]["trim"]
     assert trim["sensitivity"] == "gentle" and len(trim["cuts"]) == len(cuts)
     for start, end in talk.pauses:  # each inserted pause is (mostly) inside one cut

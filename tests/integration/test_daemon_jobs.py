@@ -299,15 +299,21 @@ def test_concurrency_limit(harness: Harness) -> None:
     assert len(harness.backend.threads) == 3
 
 
-def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(harness: Harness) -> None:
-    harness.backend.gate = threading.Event()
-    (harness.inbox / "t.mp4").write_bytes(b"t")
+def _taken_over(harness: Harness) -> Job:
+    """Once the backend runs, another host takes the job over (as if our lease had
+    expired); returns the job as it was claimed by us."""
     harness.drive(harness.backend.started.is_set)
     job = harness.jobs(JobState.RUNNING)[0]
-    # another worker takes the job over (as if our lease had expired)
     assert harness.store.expire_lease(job.id, job.lease_token)
     thief = harness.store.claim("other-host:1:1", lease_seconds=60)
     assert thief is not None and thief.id == job.id
+    return job
+
+
+def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(harness: Harness) -> None:
+    harness.backend.gate = threading.Event()
+    (harness.inbox / "t.mp4").write_bytes(b"t")
+    job = _taken_over(harness)
     harness.drive(lambda: harness.backend.cancelled.is_set() and harness.idle())
     assert harness.outputs() in ([], [".nemod-work"]) or "t.mp4" not in harness.outputs()
     current = harness.store.get(job.id)
@@ -320,11 +326,7 @@ def test_a_render_that_finishes_after_its_lease_was_taken_publishes_nothing(harn
     harness.backend.gate = threading.Event()
     harness.backend.stubborn = True
     (harness.inbox / "t.mp4").write_bytes(b"t")
-    harness.drive(harness.backend.started.is_set)
-    job = harness.jobs(JobState.RUNNING)[0]
-    assert harness.store.expire_lease(job.id, job.lease_token)
-    thief = harness.store.claim("other-host:1:1", lease_seconds=60)
-    assert thief is not None and thief.id == job.id
+    job = _taken_over(harness)
     harness.backend.gate.set()  # the render completes although its lease is gone
     harness.drive(lambda: harness.backend.finished.is_set() and harness.idle())
     assert [name for name in harness.outputs() if not name.startswith(".")] == []
