@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import yaml
@@ -34,6 +34,8 @@ ACCEPTED_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS | AUDIO_EXTENSIONS
 CLOUD_MAX_BYTES = 500 * 1000 * 1000
 
 DEFAULT_API_URL = "https://mega-api-prod.nemovideo.ai"
+#: Where the job database, logs and tokens live when ``state_dir`` is not given.
+DEFAULT_STATE_DIR = "./state"
 DEFAULT_NAME_TEMPLATE = "{stem}.mp4"
 
 _SIZE = {"type": ["integer", "string"], "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$"}
@@ -616,7 +618,7 @@ def load(
     if not rules and not problems and sound("rules"):
         document.problem(("rules",), "no rules: add rules: or rules_dir:")
 
-    settle = float(data.get("settle_seconds", 5.0)) if sound("settle_seconds") else 5.0
+    settle = float(data.get("settle_seconds", Config.settle_seconds)) if sound("settle_seconds") else Config.settle_seconds
     watches: list[WatchFolder] = []
     keys: set[str] = set()
     for index, raw in enumerate(data.get("watch", []) if isinstance(data.get("watch"), list) else []):
@@ -639,61 +641,36 @@ def load(
             field_name = "id" if raw.get("id") else "path"
             document.problem((*key, field_name), f"another watch folder already uses {store_key!r}")
         keys.add(store_key)
-        watches.append(
-            WatchFolder(
-                path=watch_path,
-                output=output,
-                failed=resolve_path(base, raw["failed"]) if "failed" in raw else watch_path / "failed",
-                done=resolve_path(base, raw["done"]) if "done" in raw else watch_path / "done",
-                rules=tuple(raw.get("rules", [])),
-                recursive=raw.get("recursive", False),
-                polling=raw.get("polling", "auto"),
-                poll_interval=float(raw.get("poll_interval", 5.0)),
-                settle_seconds=float(raw.get("settle_seconds", settle)),
-                ignore=tuple(raw.get("ignore", [])),
-                schedule=raw.get("schedule"),
-                on_success=raw.get("on_success", "leave"),
-                on_failure=raw.get("on_failure", "move"),
-                id=raw.get("id", ""),
-            )
-        )
+        watches.append(_settings(
+            WatchFolder, raw, path=watch_path, output=output,
+            failed=resolve_path(base, raw["failed"]) if "failed" in raw else watch_path / "failed",
+            done=resolve_path(base, raw["done"]) if "done" in raw else watch_path / "done",
+            settle_seconds=float(raw.get("settle_seconds", settle)),
+        ))
     if problems:
         raise ConfigError(problems)
 
     cloud_raw = data.get("cloud", {})
     engine_raw = data.get("engine", {})
-    notify_raw = data.get("notify", {})
-    return Config(
-        path=file.resolve(),
-        state_dir=resolve_path(base, data.get("state_dir", "./state")),
-        backend=backend,
-        watches=tuple(watches),
-        rules=tuple(rules),
-        concurrency=data.get("concurrency", 1),
-        settle_seconds=settle,
-        rescan_seconds=float(data.get("rescan_seconds", 300.0)),
-        max_attempts=data.get("max_attempts", 5),
-        retention_days=data.get("retention_days", 30),
-        status_port=data.get("status_port"),
-        log_level=data.get("log_level", "info"),
-        cloud=CloudSettings(
-            api_url=cloud_raw.get("api_url") or os.environ.get("NEMO_API_URL") or DEFAULT_API_URL,
-            min_credits=cloud_raw.get("min_credits", 50),
-            poll_seconds=float(cloud_raw.get("poll_seconds", 30.0)),
-            max_polls=cloud_raw.get("max_polls", 40),
-            sse_timeout_seconds=float(cloud_raw.get("sse_timeout_seconds", 900.0)),
-        ),
-        engine=EngineSettings(
-            whisper_model=engine_raw.get("whisper_model", "tiny.en"),
-            threads=engine_raw.get("threads", 0),
-            preset=engine_raw.get("preset", "veryfast"),
-            crf=engine_raw.get("crf", 23),
-            font=str(resolve_path(base, engine_raw["font"])) if engine_raw.get("font") else None,
-            base_dir=base,
-        ),
-        notify=NotifySettings(
-            webhooks=tuple(notify_raw.get("webhooks", [])),
-            command=notify_raw.get("command"),
-            events=tuple(notify_raw.get("events", ("done", "failed", "credits_low"))),
-        ),
+    # Every default lives in its dataclass; load() only resolves paths and the environment.
+    return _settings(
+        Config, data, path=file.resolve(), backend=backend, watches=tuple(watches), rules=tuple(rules),
+        settle_seconds=settle, state_dir=resolve_path(base, data.get("state_dir", DEFAULT_STATE_DIR)),
+        cloud=_settings(CloudSettings, cloud_raw, api_url=(
+            cloud_raw.get("api_url") or os.environ.get("NEMO_API_URL") or DEFAULT_API_URL)),
+        engine=_settings(EngineSettings, engine_raw, base_dir=base, font=(
+            str(resolve_path(base, engine_raw["font"])) if engine_raw.get("font") else None)),
+        notify=_settings(NotifySettings, data.get("notify", {})),
     )
+
+
+_T = TypeVar("_T")
+
+
+def _settings(kind: type[_T], raw: Mapping[str, Any], **resolved: Any) -> _T:
+    """A ``kind`` dataclass from the schema-checked keys of ``raw`` that name its fields
+    (lists become tuples, so the result stays immutable), its own defaults for the rest and
+    the ``resolved`` values (paths, environment) on top."""
+    names = {item.name for item in fields(kind)}  # type: ignore[arg-type]
+    given = {key: tuple(value) if isinstance(value, list) else value for key, value in raw.items() if key in names}
+    return kind(**{**given, **resolved})

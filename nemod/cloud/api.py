@@ -37,6 +37,7 @@ from httpx_sse import EventSource
 from nemod import __version__
 from nemod.cloud.auth import Token, TokenStore
 from nemod.cloud.sse import AgentEvent, StreamResult, decode
+from nemod.config import CloudSettings
 from nemod.errors import BackendError
 
 Sleep = Callable[[float], None]
@@ -61,7 +62,7 @@ class ClientPolicy:
     upload_timeout: float = 600.0
     heartbeat_gap: float = 120.0
     heartbeat_only_limit: float = 600.0
-    stream_limit: float = 900.0
+    stream_limit: float = CloudSettings.sse_timeout_seconds
 
 
 @dataclass(frozen=True)

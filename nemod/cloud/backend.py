@@ -65,8 +65,8 @@ class JobPolicy:
     reads agree (two-stage edits add BGM and a title after the raw edit).
     """
 
-    poll_seconds: float = 30.0
-    max_polls: int = 40
+    poll_seconds: float = CloudSettings.poll_seconds
+    max_polls: int = CloudSettings.max_polls
     drop_first_wait: float = 30.0
     drop_interval: float = 60.0
     drop_unchanged_reads: int = 5

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nemod.config import EngineSettings
 from nemod.engine.timeline import AUDIO, VIDEO, Draft
 from nemod.media.probe import MediaInfo
 
@@ -95,8 +96,8 @@ def render_args(
     inputs: RenderInputs,
     output: Path,
     *,
-    preset: str = "veryfast",
-    crf: int = 23,
+    preset: str = EngineSettings.preset,
+    crf: int = EngineSettings.crf,
     threads: int = 0,
 ) -> list[str]:
     """Return ffmpeg arguments (without the executable) rendering ``draft`` to ``output``.

@@ -279,3 +279,28 @@ def test_schema_errors_do_not_hide_the_other_problems(folders: Path) -> None:
     assert any("rules[1].match.glob: bad glob" in p for p in found), found
     assert any("rules[1].edit: the local engine does not understand 'make it cinematic'" in p for p in found), found
     assert any("rules[1].outptu: unknown key" in p for p in found), found
+
+
+def test_every_default_comes_from_its_dataclass(folders: Path) -> None:
+    """A config that sets nothing optional gets exactly the dataclasses' defaults: load()
+    writes none of its own (one home for each default)."""
+    path = write(folders, """\
+        watch:
+          - path: ./inbox
+            output: ./outbox
+        rules:
+          - name: a
+            edit: "export 720p"
+        """)
+    loaded = config.load(path)
+    assert loaded.engine == config.EngineSettings(base_dir=folders.resolve())
+    assert loaded.notify == config.NotifySettings()
+    cloud = config.CloudSettings()
+    assert (loaded.cloud.min_credits, loaded.cloud.poll_seconds, loaded.cloud.max_polls) == (
+        cloud.min_credits, cloud.poll_seconds, cloud.max_polls)
+    for name in ("concurrency", "rescan_seconds", "max_attempts", "retention_days", "log_level", "settle_seconds"):
+        assert getattr(loaded, name) == getattr(config.Config, name), name
+    watch = loaded.watches[0]
+    for name in ("recursive", "polling", "poll_interval", "ignore", "on_success", "on_failure", "id"):
+        assert getattr(watch, name) == getattr(config.WatchFolder, name), name
+    assert loaded.state_dir == folders.resolve() / "state"
