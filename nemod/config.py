@@ -23,7 +23,7 @@ import yaml
 
 from nemod.edits import EditParseError, Music, Plan, parse_edit, plan_from_operations
 from nemod.errors import ConfigError, Problem
-from nemod.service.schedule import check as check_schedule
+from nemod.schedule import check as check_schedule
 
 #: File types the NemoVideo service accepts (mission seed); the local engine takes the same.
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "avi", "webm", "mkv"})

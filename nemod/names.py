@@ -19,6 +19,8 @@ import base64
 import os
 
 _BYTES = "/bytes:"
+#: The hidden folder nemod renders in, inside each output folder (watchers never look in it).
+WORK_DIR_NAME = ".nemod-work"
 
 
 def is_utf8(name: str) -> bool:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nemod.errors import PermanentJobError
-
-WORK_DIR_NAME = ".nemod-work"
+from nemod.names import WORK_DIR_NAME
 
 
 def render_name(template: str, *, stem: str, rule: str, ext: str, now: dt.datetime) -> str:

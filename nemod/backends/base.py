@@ -15,15 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nemod.config import Rule
-
-
-@dataclass(frozen=True)
-class SideEffect:
-    """A ledger row: ``key`` names the step (e.g. ``session``, ``instruction``, ``render``);
-    ``remote_id`` is what the remote side answered (None: sent, answer unknown)."""
-
-    key: str
-    remote_id: str | None = None
+from nemod.store.base import SideEffect
 
 
 class Ledger(Protocol):

@@ -40,12 +40,12 @@ from typing import Any
 import httpx
 import structlog
 
-from nemod.backends.base import JobContext, JobRequest, Ledger, Rendition, SideEffect
+from nemod.backends.base import JobContext, JobRequest, Ledger, Rendition
 from nemod.cloud.api import Balance, ClientPolicy, NemoClient, RenderStatus
 from nemod.cloud.auth import TokenStore
 from nemod.cloud.sse import AgentEvent, StreamResult
 from nemod.config import ACCEPTED_EXTENSIONS, CLOUD_MAX_BYTES, CloudSettings
-from nemod.engine.timeline import summarize
+from nemod.draft import summarize
 from nemod.errors import (
     BackendError,
     JobError,
@@ -53,6 +53,7 @@ from nemod.errors import (
     RetryableJobError,
     WaitingError,
 )
+from nemod.store.base import SideEffect
 
 
 @dataclass(frozen=True)

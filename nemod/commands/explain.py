@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from nemod.commands import add_config_option, load_config
+from nemod.draft import summarize, trim_lines
 from nemod.engine.local import LocalEngine
-from nemod.engine.timeline import summarize, trim_lines
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
 

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from nemod.commands import add_config_option, load_config
-from nemod.service.schedule import local_zone
+from nemod.schedule import local_zone
 from nemod.service.status import render_text, to_json
 from nemod.service.storeview import StoreStatusSource
 

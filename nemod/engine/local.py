@@ -20,23 +20,14 @@ from typing import Any
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import EngineSettings, resolve_path
+from nemod.draft import AUDIO, TEXT, Draft, summarize
 from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
 from nemod.engine.captions import Word
 from nemod.engine.fonts import find_font
 from nemod.engine.pauses import DEFAULT_SENSITIVITY, SENSITIVITIES
 from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
-from nemod.engine.timeline import (
-    AUDIO,
-    TEXT,
-    Analysis,
-    Draft,
-    build_draft,
-    draft_cues,
-    has_captions,
-    source_window,
-    summarize,
-)
+from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_captions, source_window
 from nemod.engine.transcribe import Transcriber
 from nemod.engine.vad import audio_regions, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nemod.config import EngineSettings
-from nemod.engine.timeline import AUDIO, VIDEO, Draft
+from nemod.draft import AUDIO, VIDEO, Draft
 from nemod.media.probe import MediaInfo
 
 #: Length of the fade out/in applied to the sound at every join and at the ends (seconds).

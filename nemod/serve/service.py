@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from nemod.config import ACCEPTED_EXTENSIONS, CLOUD_MAX_BYTES, VIDEO_EXTENSIONS
+from nemod.draft import summarize
 from nemod.edits import EditParseError, parse_edit
 from nemod.engine.local import LocalEngine
-from nemod.engine.timeline import summarize
 from nemod.errors import NemodError
 from nemod.serve.faults import Faults
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nemod.backends.base import JobContext, JobRequest, Rendition, SideEffect
+from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.cloud.api import ClientPolicy
 from nemod.cloud.backend import CloudBackend, JobPolicy
 from nemod.config import CloudSettings, EngineSettings, Rule
@@ -20,6 +20,7 @@ from nemod.engine.local import LocalEngine
 from nemod.serve.faults import Faults
 from nemod.serve.server import NemoServer
 from nemod.serve.service import ServeSettings
+from nemod.store.base import SideEffect
 
 FAST_JOB = JobPolicy(
     poll_seconds=0.02,

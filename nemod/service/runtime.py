@@ -37,6 +37,7 @@ import structlog
 
 from nemod.config import Config, Rule, WatchFolder
 from nemod.names import shown
+from nemod.schedule import AllOf, Schedule, combine, local_zone
 from nemod.service.beacon import DaemonBeacon, beacon_path
 from nemod.service.http import StatusServer
 from nemod.service.notify import (
@@ -47,7 +48,6 @@ from nemod.service.notify import (
     credits_fields,
     job_fields,
 )
-from nemod.service.schedule import AllOf, Schedule, combine, local_zone
 from nemod.service.sdnotify import SdNotifier, status_line
 from nemod.service.status import error_code
 from nemod.service.storeview import StoreStatusSource

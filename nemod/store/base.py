@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from nemod.backends.base import SideEffect
 from nemod.errors import LeaseLostError
 
 #: How much of each end of a file the fingerprint hashes.
@@ -42,6 +41,15 @@ class JobState(enum.StrEnum):
     WAITING = "waiting"
     DONE = "done"
     FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SideEffect:
+    """A ledger row: ``key`` names the step (e.g. ``session``, ``instruction``, ``render``);
+    ``remote_id`` is what the remote side answered (None: sent, answer unknown)."""
+
+    key: str
+    remote_id: str | None = None
 
 
 @dataclass(frozen=True, order=True)

@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from nemod.backends.base import SideEffect
 from nemod.names import restored, shown, stored
-from nemod.store.base import Job, JobState, SourceRef
+from nemod.store.base import Job, JobState, SideEffect, SourceRef
 
 SCHEMA_VERSION = 1
 

@@ -29,8 +29,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from nemod.config import WatchFolder
-from nemod.names import is_utf8, readable, shown
-from nemod.outputs import WORK_DIR_NAME
+from nemod.names import WORK_DIR_NAME, is_utf8, readable, shown
 from nemod.watch.ignore import is_ignored
 from nemod.watch.mounts import fs_type_of, needs_polling
 from nemod.watch.settle import SettleTracker, Signature

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from faster_whisper.audio import decode_audio
 
+from nemod.draft import Draft
 from nemod.edits import parse_edit
 from nemod.engine.captions import Word, parse_srt, retime, word_error_rate
 from nemod.engine.local import LocalEngine, RenderResult
-from nemod.engine.timeline import Draft
 from nemod.media.probe import probe
 from nemod.samples import TRANSCRIPT, Talk
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nemod.draft import summarize
 from nemod.edits import parse_edit
 from nemod.engine.captions import Word
 from nemod.engine.pauses import SpeechMap
 from nemod.engine.render import RenderInputs, copy_args, escape_filter_value, render_args
-from nemod.engine.timeline import Analysis, build_draft, output_size, summarize
+from nemod.engine.timeline import Analysis, build_draft, output_size
 from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from nemod import schedule
 from nemod.config import load
 from nemod.errors import ConfigError
-from nemod.service import schedule
-from nemod.service.schedule import AllOf, Schedule, check, combine, cron_weekdays, parse, parse_days
+from nemod.schedule import AllOf, Schedule, check, combine, cron_weekdays, parse, parse_days
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC
