@@ -3,9 +3,12 @@ loopback endpoint (/healthz, /metrics, /status.json, the HTML page)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -268,14 +271,23 @@ def test_metrics_page_and_json(server: tuple[StatusServer, dict[str, bool]]) -> 
         assert client.head(f"{base}/metrics").status_code == 200
 
 
+def _outside_addresses() -> list[str]:
+    """This host's non-loopback IPv4 addresses: from its name, from the route out (a UDP
+    socket's own address once connected; nothing is sent) and from ``ip -4 addr``. Many
+    machines' names resolve to 127.x only, so the name alone would skip the test."""
+    found = {str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None) if info[0] == socket.AF_INET}
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 9))
+        found.add(probe.getsockname()[0])
+    with contextlib.suppress(OSError):
+        listing = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=False)
+        found.update(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", listing.stdout))
+    return sorted(a for a in found if not a.startswith(("127.", "0.")))
+
+
 def test_endpoint_binds_loopback_only(server: tuple[StatusServer, dict[str, bool]]) -> None:
     status, _ = server
-    addresses = [
-        info[4][0]
-        for info in socket.getaddrinfo(socket.gethostname(), None)
-        if info[0] == socket.AF_INET
-    ]
-    outside = [a for a in addresses if not a.startswith("127.")]
+    outside = _outside_addresses()
     if not outside:
         pytest.skip("this host has no non-loopback IPv4 address")
     with pytest.raises(httpx.ConnectError):
