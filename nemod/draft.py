@@ -36,13 +36,14 @@ def trim_lines(draft: Draft) -> list[str]:
         if "silero_max" in cut:
             heard = (f": Silero at most {cut['silero_max']:.2f}, level "
                      f"{cut['level_over_floor_db']:g} dB over the recording's noise floor")
-        lines.append(f"  cut {_clock(cut['start'])}–{_clock(cut['end'])} ({cut['seconds']:.1f} s){heard}")
+        lines.append(f"  cut {clock(cut['start'])}–{clock(cut['end'])} ({cut['seconds']:.1f} s){heard}")
     return lines
 
 
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds, 1), 60)
-    return f"{int(minutes)}:{rest:04.1f}"
+def clock(seconds: float, digits: int = 1) -> str:
+    """``seconds`` as ``m:ss.s`` (``digits`` decimals; 0 gives ``m:ss``), for logs and explain."""
+    minutes, rest = divmod(round(seconds, digits), 60)
+    return f"{int(minutes)}:{rest:0{3 + digits if digits else 2}.{digits}f}"
 
 
 def summarize(draft: Draft) -> str:

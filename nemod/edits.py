@@ -65,6 +65,10 @@ class TrimPauses:
     sensitivity: str = "normal"
 
 
+#: The sensitivities a pause trim may name (their settings: ``nemod.engine.pauses.SENSITIVITIES``).
+SENSITIVITY_NAMES = ("gentle", "normal", "aggressive")
+
+
 @dataclass(frozen=True)
 class Speed:
     """Play ``factor`` times as fast (0.5–4)."""
@@ -191,7 +195,7 @@ def _validate(operation: Operation) -> None:
         return EditParseError(message)
 
     if isinstance(operation, TrimPauses):
-        if operation.sensitivity not in ("gentle", "normal", "aggressive"):
+        if operation.sensitivity not in SENSITIVITY_NAMES:
             raise bad(f"sensitivity {operation.sensitivity!r} is not gentle, normal or aggressive")
         if operation.padding < 0 or operation.min_pause <= 0:
             raise bad("trim pauses needs a positive min_pause and a padding ≥ 0")

@@ -157,7 +157,7 @@ class LocalEngine:
         # The notes speak of the trim; the evidence also times captions (onset_fitted).
         notes = found.notes if wants_speech else ()
         if not wants_words:
-            return Analysis(speech=found.speech, notes=found.notes, evidence=found.evidence)
+            return Analysis(speech=found.speech, notes=notes, evidence=found.evidence)
         regions = transcription_regions(found.speech, window)
         if not regions:
             return Analysis(speech=found.speech if wants_speech else None, words=(),

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nemod.edits import TrimPauses
+
 #: Seconds per analysis frame: Silero's window of 512 samples at 16 kHz.
 FRAME = 512 / 16_000
 #: The level (dB) given to frames of digital silence, which are not measured.
@@ -100,7 +102,7 @@ SENSITIVITIES: dict[str, Sensitivity] = {
     "aggressive": Sensitivity("aggressive", enter=0.5, leave=0.2, support=0.15, noisy_padding=0.0,
                               noisy_below=0.0, refuse_below=0.0),
 }
-DEFAULT_SENSITIVITY = "normal"
+DEFAULT_SENSITIVITY = TrimPauses.sensitivity
 #: Frames over which the level is smoothed (~0.4 s: a syllable and its neighbours).
 _SMOOTH_FRAMES = 12
 #: Speech-like stretches found by level alone shorter than this are clicks, not words.
@@ -125,17 +127,12 @@ _INFORMATIVE = 0.3
 class SpeechMap:
     """What :func:`find_speech` found in one stretch of sound.
 
-    ``speech``: (start, end) seconds; ``floor_db``: the speech-band noise floor;
-    ``snr_db``: how far the speech stands above it; ``enter``/``leave``: Silero thresholds
-    used; ``padding``: extra padding the trim should keep (a loud background);
-    ``refused``: why the stretch must not be trimmed, or ``""``.
+    ``speech``: (start, end) seconds; ``padding``: extra padding the trim should keep (a
+    loud background); ``refused``: why the stretch must not be trimmed, or ``""``;
+    ``notes``: for the job log.
     """
 
     speech: tuple[Range, ...]
-    floor_db: float = -120.0
-    snr_db: float = 0.0
-    enter: float = 0.5
-    leave: float = 0.35
     padding: float = 0.0
     refused: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -292,8 +289,7 @@ def find_speech(probs: Any, levels: Any, sensitivity: Sensitivity, offset: float
     elif ranges and snr < sensitivity.noisy_below and sensitivity.noisy_padding:
         padding = sensitivity.noisy_padding
         notes.append(f"loud background (speech {snr:.0f} dB above it): {padding:g} s more kept beside speech")
-    return SpeechMap(ranges, round(room.floor, 1), round(snr, 1), round(room.enter, 3), round(room.leave, 3),
-                     padding, refused, tuple(notes))
+    return SpeechMap(ranges, padding, refused, tuple(notes))
 
 
 def explain_cuts(kept: Sequence[Range], window: Range, evidence: Evidence | None) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nemod.draft import clock
 from nemod.engine.pauses import (
     DEFAULT_SENSITIVITY,
     FRAME,
@@ -145,11 +146,11 @@ def speech_in_chunks(
         ranges: Sequence[Range] = found_map.speech
         if found_map.refused:
             ranges = [(offset, offset + length)]
-            notes.append(f"{_clock(offset)}–{_clock(offset + length)} kept whole: {found_map.refused}")
+            notes.append(f"{clock(offset, 0)}–{clock(offset + length, 0)} kept whole: {found_map.refused}")
         elif found_map.padding:
             ranges = [(max(offset, a - found_map.padding), min(offset + length, b + found_map.padding))
                       for a, b in ranges]
-        notes += [f"{_clock(offset)}–{_clock(offset + length)}: {note}" for note in found_map.notes]
+        notes += [f"{clock(offset, 0)}–{clock(offset + length, 0)}: {note}" for note in found_map.notes]
         for start, end in ranges:
             if found and start - found[-1][1] < 0.05:
                 found[-1] = (found[-1][0], max(found[-1][1], end))
@@ -164,11 +165,6 @@ def _whole_frames(seconds: float) -> int:
     """Samples in a chunk of about ``seconds``: a whole number of analysis frames, so the
     frame times of consecutive chunks never drift."""
     return max(1, int(seconds * SAMPLE_RATE) // FRAME_SAMPLES) * FRAME_SAMPLES
-
-
-def _clock(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def chunk_signals(samples: Any) -> tuple[Any, Any, Any]:

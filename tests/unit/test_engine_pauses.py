@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nemod.edits import TrimPauses, parse_edit
+from nemod.edits import SENSITIVITY_NAMES, TrimPauses, parse_edit
 from nemod.engine.captions import Word
 from nemod.engine.pauses import (
     FRAME,
@@ -110,6 +110,10 @@ def test_a_word_whisper_starts_in_the_breath_starts_with_the_voice() -> None:
     words = onset_fitted([Word(1.4, 2.5, "so"), Word(0.2, 0.5, "um")], Evidence(probs, np.zeros(len(probs))))
     assert abs(words[0].start - 2.0) <= 2 * FRAME
     assert words[1].start == 0.2  # no voice within reach: left as Whisper heard it
+
+
+def test_every_sensitivity_a_rule_may_name_has_its_settings() -> None:
+    assert tuple(SENSITIVITIES) == SENSITIVITY_NAMES
 
 
 def test_sensitivity_in_plain_words_and_operations() -> None:

@@ -106,7 +106,7 @@ def test_speech_over_chunks_is_joined_at_the_boundaries(monkeypatch: pytest.Monk
     answers = iter([[(0.5, 10.0)], [(0.0, 2.0), (4.0, 5.0)]])
 
     def fake(probs: object, levels: object, sensitivity: object, offset: float, flatness: object = None) -> SpeechMap:
-        return SpeechMap(tuple((a + offset, b + offset) for a, b in next(answers)), snr_db=40.0)
+        return SpeechMap(tuple((a + offset, b + offset) for a, b in next(answers)))
 
     monkeypatch.setattr(vad, "find_speech", fake)
     size = 312 * vad.FRAME_SAMPLES  # 9.984 s: a whole number of frames, as audio_chunks gives

@@ -59,7 +59,7 @@ def test_silent_chunks_and_chunks_outside_the_window_are_not_searched(monkeypatc
         return np.zeros(frames), np.zeros(frames), np.zeros(frames)
 
     def fake(probs: object, levels: object, sensitivity: object, offset: float, flatness: object = None) -> SpeechMap:
-        return SpeechMap(((offset + 1.0, offset + 2.0),), snr_db=40.0)
+        return SpeechMap(((offset + 1.0, offset + 2.0),))
 
     monkeypatch.setattr(vad, "chunk_signals", signals)
     monkeypatch.setattr(vad, "find_speech", fake)
