@@ -13,9 +13,15 @@ import httpx
 
 from nemod.backends.base import Backend
 from nemod.cloud.backend import CloudBackend
-from nemod.config import Config
+from nemod.config import Config, EngineSettings
 from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.errors import NemodError
+
+
+def build_engine(settings: EngineSettings) -> LocalEngine:
+    """The local engine (Silero VAD, faster-whisper, ffmpeg) with ``settings``; used by the
+    local backend, ``nemod explain`` and ``nemod serve``. Loads no model until first used."""
+    return LocalEngine(settings)
 
 
 def build_cloud_backend(
@@ -34,7 +40,7 @@ def build_cloud_backend(
 def build_backend(config: Config) -> Backend:
     """The backend named by ``config.backend``."""
     if config.backend == "local":
-        return LocalBackend(LocalEngine(config.engine))
+        return LocalBackend(build_engine(config.engine))
     if config.backend == "cloud":
         return build_cloud_backend(config)
     raise NemodError(f"the {config.backend} backend is not available in this build")

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nemod.app import build_engine
 from nemod.commands import add_config_option, load_config
 from nemod.draft import summarize, trim_lines
-from nemod.engine.local import LocalEngine
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  instruction: {rule.instruction}")
     if config.backend == "local":
         # The real analysis (VAD, transcription) so the summary shows what would be cut.
-        draft = LocalEngine(config.engine).plan_draft(source, rule.plan)
+        draft = build_engine(config.engine).plan_draft(source, rule.plan)
         print(f"  {summarize(draft)}")
         for line in trim_lines(draft):
             print(f"  {line}")

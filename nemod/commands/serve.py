@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from nemod import logs
+from nemod.app import build_engine
 from nemod.commands import load_config
 from nemod.config import CLOUD_MAX_BYTES, EngineSettings, parse_size
-from nemod.engine.local import LocalEngine
 from nemod.errors import NemodError
 from nemod.serve.faults import FAULTS, Faults
 from nemod.serve.server import NemoServer
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         server = NemoServer(
-            settings, LocalEngine(engine_settings), faults=Faults(_faults(args.fault))
+            settings, build_engine(engine_settings), faults=Faults(_faults(args.fault))
         )
     except OSError as exc:
         raise NemodError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None

@@ -232,11 +232,16 @@ class Daemon:
 
     def _work(self, active: Active) -> None:
         job = active.job
-        log = self._log.bind(job=job.key, file=shown(job.source.relative), rule=job.rule)
+        # Every line logged during the attempt, here, in the engine or in the cloud client,
+        # names the job, its file and its rule: bound once into the worker thread's context.
         try:
-            self._execute(active, log)
-        except Exception:  # a worker thread must never die silently
-            log.exception("worker_crashed")
+            with structlog.contextvars.bound_contextvars(
+                job=job.key, file=shown(job.source.relative), rule=job.rule
+            ):
+                try:
+                    self._execute(active)
+                except Exception:  # noqa: BLE001 -- a worker thread must never die silently
+                    self._log.exception("worker_crashed")
         finally:
             active.done.set()
             self.wakeup.set()
@@ -248,7 +253,7 @@ class Daemon:
         if hold is not None:
             raise WaitingError("outside its processing window", reason="schedule", delay=hold)
 
-    def _execute(self, active: Active, log: Any) -> None:
+    def _execute(self, active: Active) -> None:
         """Run one attempt at ``active``'s job under the config of the moment it started,
         then apply what its outcome means for the job (:func:`transition_for`)."""
         job = active.job
@@ -257,49 +262,49 @@ class Daemon:
             attempt = ready(attempt, self.options)
             self._check_window(attempt)
             assert attempt.watch is not None and attempt.rule is not None
-            log.info("job_started", attempt=job.attempts, step=job.step)
+            self._log.info("job_started", attempt=job.attempts, step=job.step)
             self._emit("started", job)
             outcome = run_job(attempt.config, self.backend, attempt.source, attempt.watch.output,
                               job_id=job.key, rule=attempt.rule, context=active.context)
             outputs = {suffix: str(path) for suffix, path in outcome.outputs.items()}
             if active.lost or not self.store.complete(job.id, job.lease_token, outputs):
                 self._lose(active)
-                log.warning("job_taken_over_at_completion")
+                self._log.warning("job_taken_over_at_completion")
                 return
-            log.info("job_done", outputs=sorted(outputs.values()), summary=outcome.summary)
-            tidy_source(attempt.source, attempt.watch, attempt.rule, job.source.relative, log)
+            self._log.info("job_done", outputs=sorted(outputs.values()), summary=outcome.summary)
+            tidy_source(attempt.source, attempt.watch, attempt.rule, job.source.relative)
             self._emit("done", self.store.get(job.id) or job)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- every outcome maps to a transition
             transition = transition_for(exc, attempt, self.options, lost=active.lost,
                                         stopping=self._stopping.is_set(), cancelled=active.context.cancel.is_set())
             if transition.unexpected:
-                log.exception("job_error_unexpected")
-            self._apply(active, attempt, transition, log)
+                self._log.exception("job_error_unexpected")
+            self._apply(active, attempt, transition)
 
-    def _apply(self, active: Active, attempt: Attempt, transition: Transition, log: Any) -> None:
+    def _apply(self, active: Active, attempt: Attempt, transition: Transition) -> None:
         """Write ``transition`` to the store (fenced by the job's lease token) and tell."""
         job = active.job
         if transition.kind == "abandon":
-            log.warning("job_abandoned", reason=transition.message)
+            self._log.warning("job_abandoned", reason=transition.message)
         elif transition.kind == "release":
             if self.store.release(job.id, job.lease_token):
-                log.info("job_released", step=active.step)
+                self._log.info("job_released", step=active.step)
         elif transition.kind == "wait":
             if self.store.wait(job.id, job.lease_token, transition.reason, transition.delay):
-                log.info("job_waiting", reason=transition.reason, seconds=transition.delay)
+                self._log.info("job_waiting", reason=transition.reason, seconds=transition.delay)
                 self._emit("waiting", self.store.get(job.id) or job)
         elif transition.kind == "retry":
             if self.store.fail(job.id, job.lease_token, transition.message, retry_after=transition.delay):
-                log.warning("job_retrying", error=transition.message, attempt=job.attempts,
-                            seconds=transition.delay)
+                self._log.warning("job_retrying", error=transition.message, attempt=job.attempts,
+                                  seconds=transition.delay)
                 self._emit("retrying", self.store.get(job.id) or job)
         elif not self.store.fail(job.id, job.lease_token, transition.message):
             self._lose(active)
         else:
-            log.error("job_failed", error=transition.message)
+            self._log.error("job_failed", error=transition.message)
             if attempt.watch is not None:
                 record_failure(attempt.source, attempt.watch, attempt.rule, job.source.relative,
-                               transition.message, log)
+                               transition.message)
             self._emit("failed", self.store.get(job.id) or job)
 
     # --- reload, health, events ----------------------------------------------------------

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+
+import structlog
 
 from nemod.config import Rule, WatchFolder
 from nemod.names import shown
+
+log = structlog.get_logger("nemod.daemon")
 
 
 def _free_path(folder: Path, relative: str) -> Path:
@@ -44,9 +47,10 @@ def write_failure(
     return note
 
 
-def tidy_source(source: Path, watch: WatchFolder, rule: Rule, relative: str, log: Any) -> None:
+def tidy_source(source: Path, watch: WatchFolder, rule: Rule, relative: str) -> None:
     """Apply the ``on_success`` policy (the rule's, else the folder's) to a done job's source:
-    ``delete`` it, ``move`` it to the done folder, or ``leave`` it. Failures are logged."""
+    ``delete`` it, ``move`` it to the done folder, or ``leave`` it. Failures are logged (the
+    job and file come from the attempt's bound log context)."""
     policy = rule.on_success or watch.on_success
     try:
         if policy == "delete":
@@ -59,8 +63,7 @@ def tidy_source(source: Path, watch: WatchFolder, rule: Rule, relative: str, log
         log.warning("source_not_tidied", error=str(exc))
 
 
-def record_failure(source: Path, watch: WatchFolder, rule: Rule | None, relative: str, sentence: str,
-                   log: Any) -> None:
+def record_failure(source: Path, watch: WatchFolder, rule: Rule | None, relative: str, sentence: str) -> None:
     """Apply the ``on_failure`` policy (the rule's, else the folder's) to a failed job's
     source and write its note; a note that cannot be written is logged."""
     policy = (rule.on_failure if rule and rule.on_failure else None) or watch.on_failure

@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from nemod.cloud.api import ClientPolicy
-from nemod.cloud.backend import JobPolicy
-from nemod.errors import PermanentJobError, RetryableJobError, WaitingError
-from nemod.media.probe import probe
-from nemod.samples import make_clip
-from nemod.serve.server import NemoServer
-from nemod.serve.testing import (
+from support.serve import (
     FAST_CLIENT,
     FAST_JOB,
     Sleeper,
     StrictLedger,
-    assert_no_threads,
     make_backend,
     make_server,
     request,
     run_job,
 )
 
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-second 320×240 test clip with sound."""
-    return make_clip(tmp_path_factory.mktemp("media") / "talk.mp4", width=320, height=240, seconds=1.0)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NemoServer]:
-    """A running nemod serve; checks that every thread is gone afterwards."""
-    before = set(threading.enumerate())
-    started = make_server(tmp_path / "serve")
-    yield started
-    started.stop()
-    assert_no_threads(before)
+from nemod.cloud.api import ClientPolicy
+from nemod.cloud.backend import JobPolicy
+from nemod.errors import PermanentJobError, RetryableJobError, WaitingError
+from nemod.media.probe import probe
+from nemod.serve.server import NemoServer
 
 
 def _one_each(server: NemoServer) -> None:

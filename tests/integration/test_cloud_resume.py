@@ -3,51 +3,31 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clocks import ManualClock
+from support.serve import make_backend, request
 
 from nemod.backends.base import JobContext
-from nemod.samples import make_clip
 from nemod.serve.server import NemoServer
-from nemod.serve.testing import assert_no_threads, make_backend, make_server, request
 from nemod.store import SourceRef, SQLiteStore, StoreLedger
 
 LEASE = 60.0
+
+
+pytestmark = pytest.mark.serve(render_queue_seconds=0.3)
 
 
 class SimulatedCrash(Exception):
     """Stands for the daemon dying at this point."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("media") / "talk.mp4", width=320, height=240, seconds=1.0)
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[NemoServer]:
-    before = set(threading.enumerate())
-    started = make_server(tmp_path / "serve", render_queue_seconds=0.3)
-    yield started
-    started.stop()
-    assert_no_threads(before)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[SQLiteStore, Clock]]:
-    clock = Clock()
+def store(tmp_path: Path) -> Iterator[tuple[SQLiteStore, ManualClock]]:
+    clock = ManualClock()
     opened = SQLiteStore(tmp_path / "jobs.sqlite3", clock=clock)
     yield opened, clock
     opened.close()
@@ -64,13 +44,13 @@ def _first_attempt(store: SQLiteStore, clip: Path) -> StoreLedger:
     return _claim(store, "worker-1")
 
 
-def _second_attempt(store: SQLiteStore, clock: Clock) -> StoreLedger:
+def _second_attempt(store: SQLiteStore, clock: ManualClock) -> StoreLedger:
     clock.now += LEASE + 1  # the first worker's lease runs out: the job is claimable again
     return _claim(store, "worker-2")
 
 
 def test_restart_during_render_polling_resumes_the_same_render_id(
-    server: NemoServer, store: tuple[SQLiteStore, Clock], clip: Path, tmp_path: Path
+    server: NemoServer, store: tuple[SQLiteStore, ManualClock], clip: Path, tmp_path: Path
 ) -> None:
     db, clock = store
     ledger = _first_attempt(db, clip)
@@ -113,7 +93,7 @@ def test_restart_during_render_polling_resumes_the_same_render_id(
 
 
 def test_restart_while_the_instruction_runs_never_resends_it(
-    server: NemoServer, store: tuple[SQLiteStore, Clock], clip: Path, tmp_path: Path
+    server: NemoServer, store: tuple[SQLiteStore, ManualClock], clip: Path, tmp_path: Path
 ) -> None:
     db, clock = store
     ledger = _first_attempt(db, clip)
@@ -147,7 +127,7 @@ def test_restart_while_the_instruction_runs_never_resends_it(
 
 
 def test_restart_between_recording_and_starting_a_render_starts_it_once(
-    server: NemoServer, store: tuple[SQLiteStore, Clock], clip: Path, tmp_path: Path
+    server: NemoServer, store: tuple[SQLiteStore, ManualClock], clip: Path, tmp_path: Path
 ) -> None:
     db, clock = store
     ledger = _first_attempt(db, clip)
@@ -178,7 +158,7 @@ def test_restart_between_recording_and_starting_a_render_starts_it_once(
 
 
 def test_taken_over_job_sends_nothing(
-    server: NemoServer, store: tuple[SQLiteStore, Clock], clip: Path, tmp_path: Path
+    server: NemoServer, store: tuple[SQLiteStore, ManualClock], clip: Path, tmp_path: Path
 ) -> None:
     from nemod.errors import LeaseLostError
 

@@ -6,37 +6,23 @@ from __future__ import annotations
 import json
 import logging
 import stat
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
+from support.logs import captured_logs
+from support.serve import StrictLedger, make_backend, request, run_job
 
 from nemod.backends.base import JobContext
 from nemod.cli import main
 from nemod.config import Config, Rule
 from nemod.errors import NemodError
 from nemod.pipeline import run_job as run_pipeline
-from nemod.samples import make_clip
 from nemod.serve.server import NemoServer
-from nemod.serve.testing import StrictLedger, assert_no_threads, make_backend, make_server, request, run_job
 
 STATIC = "nmv_usr_configured_secret_0123456789"
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("media") / "talk.mp4", width=320, height=240, seconds=1.0)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NemoServer]:
-    before = set(threading.enumerate())
-    started = make_server(tmp_path / "serve", static_tokens=(STATIC,))
-    yield started
-    started.stop()
-    assert_no_threads(before)
+pytestmark = pytest.mark.serve(static_tokens=(STATIC,))
 
 
 def _everything_written(folder: Path) -> str:
@@ -63,7 +49,7 @@ def test_anonymous_token_never_leaks(
         return real_send(request, **kwargs)
 
     backend.client._http.send = spy  # type: ignore[method-assign]
-    with structlog.testing.capture_logs() as events:
+    with captured_logs() as events:
         try:
             outcome = run_pipeline(
                 config, backend, clip, tmp_path / "out", job_id="secret1", rule=rule,
@@ -96,7 +82,7 @@ def test_configured_token_never_leaks(
     caplog.set_level(logging.DEBUG)
     backend = make_backend(server, tmp_path / "state", env={"NEMO_TOKEN": STATIC})
     server.faults.arm("expire_token", 1)
-    with structlog.testing.capture_logs() as events:
+    with captured_logs() as events:
         try:
             with pytest.raises(NemodError) as failure:
                 run_job(backend, request(clip, tmp_path / "work"))

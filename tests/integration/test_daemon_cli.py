@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from support.backends import CopyBackend
 
-from nemod.backends.base import JobContext, JobRequest, MemoryLedger, Rendition, SideEffect
+from nemod.backends.base import JobContext, MemoryLedger, SideEffect
 from nemod.cli import main
 from nemod.config import load
 from nemod.pipeline import PUBLISHED, run_job
@@ -95,26 +96,13 @@ def test_run_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["run", "-c", str(bad)]) == 2
 
 
-class CopyBackend:
-    name = "copy"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def process(self, request: JobRequest, context: JobContext) -> Rendition:
-        self.calls += 1
-        video = request.work_dir / f"{request.stem}.mp4"
-        video.write_bytes(request.source.read_bytes())
-        srt = request.work_dir / f"{request.stem}.srt"
-        srt.write_text("1\n")
-        return Rendition(video=video, draft={}, summary="copied", captions={"srt": srt})
 
 
 def test_a_finished_publication_is_not_redone(config_path: Path, tmp_path: Path) -> None:
     config = load(config_path)
     source = tmp_path / "in" / "x.mp4"
     source.write_bytes(b"x")
-    ledger, backend = MemoryLedger(), CopyBackend()
+    ledger, backend = MemoryLedger(), CopyBackend(captions=True)
     rule = config.rule("all")
     first = run_job(config, backend, source, tmp_path / "out", job_id="job-7", rule=rule,
                     context=JobContext(ledger=ledger))
@@ -122,7 +110,7 @@ def test_a_finished_publication_is_not_redone(config_path: Path, tmp_path: Path)
     assert entry is not None and entry.remote_id is not None
     again = run_job(config, backend, source, tmp_path / "out", job_id="job-7", rule=rule,
                     context=JobContext(ledger=ledger))
-    assert again.outputs == first.outputs and backend.calls == 1
+    assert again.outputs == first.outputs and backend.total == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.log.json", "x.mp4", "x.srt"]
 
 
@@ -131,17 +119,17 @@ def test_a_publication_cut_short_is_found_by_its_log(config_path: Path, tmp_path
     source = tmp_path / "in" / "y.mp4"
     source.write_bytes(b"y")
     rule = config.rule("all")
-    ledger, backend = MemoryLedger(), CopyBackend()
+    ledger, backend = MemoryLedger(), CopyBackend(captions=True)
     run_job(config, backend, source, tmp_path / "out", job_id="job-8", rule=rule,
             context=JobContext(ledger=ledger))
     ledger.record(PUBLISHED)  # as if the crash came before the remote id was written …
     assert ledger.get(PUBLISHED) == SideEffect(PUBLISHED, None)
     again = run_job(config, backend, source, tmp_path / "out", job_id="job-8", rule=rule,
                     context=JobContext(ledger=ledger))
-    assert backend.calls == 1 and again.outputs[".mp4"] == tmp_path / "out" / "y.mp4"
+    assert backend.total == 1 and again.outputs[".mp4"] == tmp_path / "out" / "y.mp4"
     # … and a half publication (no MP4 yet) is removed and redone under the same name
     (tmp_path / "out" / "y.mp4").unlink()
     third = run_job(config, backend, source, tmp_path / "out", job_id="job-8", rule=rule,
                     context=JobContext(ledger=ledger))
-    assert backend.calls == 2 and third.outputs[".mp4"] == tmp_path / "out" / "y.mp4"
+    assert backend.total == 2 and third.outputs[".mp4"] == tmp_path / "out" / "y.mp4"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["y.log.json", "y.mp4", "y.srt"]

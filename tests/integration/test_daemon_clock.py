@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from support.clocks import ManualClock
+
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import load
 from nemod.daemon import Daemon, DaemonOptions
@@ -14,14 +16,6 @@ from nemod.errors import RetryableJobError
 from nemod.store import JobState, SourceRef
 from nemod.store.sqlite import SQLiteStore
 from nemod.watch.watcher import FolderWatcher
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class DeafObserver:
@@ -69,7 +63,7 @@ def test_settle_and_backoff_follow_the_injected_clock(tmp_path: Path) -> None:
         "state_dir: state\nsettle_seconds: 5\nwatch:\n  - path: in\n    output: out\n"
         "rules:\n  - name: all\n"
     )
-    clock = Clock()
+    clock = ManualClock()
     store = SQLiteStore(tmp_path / "state" / "jobs.sqlite3", clock=clock)
     backend = FlakyOnce()
     daemon = Daemon(
@@ -112,7 +106,7 @@ def test_prune_applies_retention_days_on_the_store_clock(tmp_path: Path) -> None
         "state_dir: state\nretention_days: 7\nwatch:\n  - path: in\n    output: out\n"
         "rules:\n  - name: all\n"
     )
-    clock = Clock()
+    clock = ManualClock()
     store = SQLiteStore(tmp_path / "state" / "jobs.sqlite3", clock=clock)
     daemon = Daemon(load(config_path), store, FlakyOnce(), clock=clock, watcher_factory=deaf_watcher)
     try:

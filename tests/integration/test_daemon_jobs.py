@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from daemon_loop import run_until
+from support.daemon_loop import run_until
+from support.logs import captured_logs
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
@@ -167,7 +167,7 @@ def harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]
 
 def test_a_dropped_file_becomes_one_done_job(harness: Harness) -> None:
     (harness.inbox / "talk.mp4").write_bytes(b"video" * 100)
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         harness.drive(lambda: harness.count(JobState.DONE) == 1)
     assert harness.outputs() == ["talk.log.json", "talk.mp4"]
     assert (harness.out / "talk.mp4").read_bytes() == b"video" * 100
@@ -187,7 +187,7 @@ def test_renamed_or_moved_done_file_is_not_processed_again(harness: Harness) -> 
     harness.drive(lambda: harness.count(JobState.DONE) == 1)
     (harness.inbox / "sub").mkdir()
     os.rename(source, harness.inbox / "renamed.mp4")
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         harness.drive(lambda: any(e["event"] == "file_already_known" for e in logs))
     assert len(harness.jobs()) == 1 and harness.backend.calls == ["a.mp4"]
     # a changed file (new fingerprint) is a new job
@@ -366,7 +366,7 @@ def test_a_bad_config_on_reload_keeps_the_old_one(tmp_path: Path) -> None:
     harness = Harness(tmp_path, config, config_loader=bad_loader)
     try:
         harness.daemon.run_once()
-        with structlog.testing.capture_logs() as logs:
+        with captured_logs() as logs:
             harness.daemon.request_reload()
             harness.daemon.run_once()
         assert [e["event"] for e in logs if "reload" in e["event"]] == ["config_reload_failed"]
@@ -502,7 +502,7 @@ def test_a_file_still_open_for_writing_is_not_started(harness: Harness) -> None:
     with path.open("wb") as handle:
         handle.write(b"o" * 100)
         handle.flush()
-        with structlog.testing.capture_logs() as logs:
+        with captured_logs() as logs:
             harness.drive(lambda: any(e["event"] == "file_still_open" for e in logs))
         assert harness.jobs() == []
     harness.drive(lambda: harness.count(JobState.DONE) == 1)
@@ -596,7 +596,7 @@ def test_giving_a_folder_an_id_keeps_its_history(tmp_path: Path) -> None:
     config_path.write_text(config_path.read_text().replace("    output: out", "    id: inbox\n    output: out"))
     second = Harness(tmp_path, load(config_path))
     try:
-        with structlog.testing.capture_logs() as logs:
+        with captured_logs() as logs:
             second.daemon.run_once()
         assert [job.source for job in second.jobs()] == [SourceRef("inbox", "talk.mp4")]
         assert any(e["event"] == "folder_id_adopted" and e["jobs"] == 1 for e in logs)

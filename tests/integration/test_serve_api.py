@@ -13,26 +13,13 @@ import httpx
 import pytest
 
 from nemod.cloud.sse import StreamResult, decode
-from nemod.samples import make_clip
 from nemod.serve.server import NemoServer
 from nemod.serve.service import ServeSettings
-from nemod.serve.testing import assert_no_threads, make_server
 
 ATTRIBUTION = {"X-Skill-Source": "test", "X-Skill-Version": "1", "X-Skill-Platform": "test"}
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("media") / "talk.mp4", width=320, height=240, seconds=1.0)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NemoServer]:
-    before = set(threading.enumerate())
-    started = make_server(tmp_path / "serve", max_upload_bytes=2_000_000)
-    yield started
-    started.stop()
-    assert_no_threads(before)
+pytestmark = pytest.mark.serve(max_upload_bytes=2_000_000)
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
-from daemon_loop import run_until
+from support.backends import CopyBackend
+from support.clocks import ManualClock
+from support.daemon_loop import run_until
+from support.logs import captured_logs
 
-from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.service.beacon import DaemonBeacon, beacon_path, read_beacon
@@ -39,16 +40,6 @@ FAST = DaemonOptions(
 )
 
 
-class CopyBackend:
-    """Copies the source to the output (the engine is not under test here)."""
-
-    name = "copy"
-
-    def process(self, request: JobRequest, context: JobContext) -> Rendition:
-        context.checkpoint("render")
-        video = request.work_dir / f"{request.stem}.mp4"
-        video.write_bytes(request.source.read_bytes())
-        return Rendition(video=video, draft={}, summary="copied")
 
 
 class FakeSystemd:
@@ -194,18 +185,10 @@ def test_daemon_as_a_service(tmp_path: Path, systemd: FakeSystemd, receiver: Rec
     assert not leftovers
 
 
-class StoreClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_processing_window_holds_jobs_until_it_opens(tmp_path: Path) -> None:
     config = write_config(tmp_path, rule_extra='    schedule: "mon-fri 22:00-06:00"')
     saturday_noon = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC).timestamp()
-    clock = StoreClock(saturday_noon)
+    clock = ManualClock(saturday_noon)
     store = SQLiteStore(config.state_dir / "jobs.sqlite3", clock=clock)
     events: list[tuple[str, Job]] = []
 
@@ -310,7 +293,7 @@ def make_runtime(
 
 def test_status_line_beacon_and_health(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    ticks = StoreClock(100.0)
+    ticks = ManualClock(100.0)
     runtime = make_runtime(tmp_path, config, Recorder(), monotonic=ticks)
     daemon = FakeDaemon(config)
     runtime.started(daemon)
@@ -446,7 +429,7 @@ def test_cloud_balance_is_logged_at_start_and_after_each_job(tmp_path: Path) -> 
 
     job = Job(id=3, fingerprint="f", rule="all", source=SourceRef("/in", "a.mov"),
               state=JobState.DONE, attempts=1)
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         tick()  # start: first check
         tick()  # within the hour: no second check
         runtime.on_event("done", job)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.clocks import ManualClock
 
 from nemod.cli import main
 from nemod.service.beacon import DaemonBeacon, beacon_path
@@ -27,20 +28,12 @@ from nemod.store.sqlite import SQLiteStore
 T0 = 1_800_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[tuple[Path, SQLiteStore, Clock]]:
+def state(tmp_path: Path) -> Iterator[tuple[Path, SQLiteStore, ManualClock]]:
     """A store with: 2 queued (one later), 1 running at render 40%, 1 done, 1 failed,
     1 waiting — over two watch folders."""
     state_dir = tmp_path / "state"
-    clock = Clock()
+    clock = ManualClock(T0)
     store = SQLiteStore(store_path(state_dir), clock=clock)
     inbox, other = str(tmp_path / "inbox"), str(tmp_path / "other")
     jobs = [
@@ -75,7 +68,7 @@ def source_for(state_dir: Path, *folders: str) -> StoreStatusSource:
 
 
 def test_snapshot_from_the_real_store(
-    state: tuple[Path, SQLiteStore, Clock], tmp_path: Path
+    state: tuple[Path, SQLiteStore, ManualClock], tmp_path: Path
 ) -> None:
     state_dir, _, clock = state
     snapshot = source_for(state_dir, str(tmp_path / "inbox"), str(tmp_path / "empty")).snapshot(
@@ -113,7 +106,7 @@ def test_snapshot_from_the_real_store(
     assert snapshot.totals.finished["done"] == (1, 100.0)
 
 
-def test_reader_never_writes(state: tuple[Path, SQLiteStore, Clock]) -> None:
+def test_reader_never_writes(state: tuple[Path, SQLiteStore, ManualClock]) -> None:
     state_dir, _, clock = state
     files = sorted(state_dir.iterdir())
     # The -shm file is WAL's shared-memory index: readers mark their place in it.
@@ -155,7 +148,7 @@ def write_config(tmp_path: Path, state_dir: Path) -> Path:
 
 
 def test_status_command_daemon_down(
-    state: tuple[Path, SQLiteStore, Clock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    state: tuple[Path, SQLiteStore, ManualClock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state_dir, _, _ = state
     assert main(["status", "-c", str(write_config(tmp_path, state_dir))]) == 3
@@ -166,7 +159,7 @@ def test_status_command_daemon_down(
 
 
 def test_status_command_daemon_up_json(
-    state: tuple[Path, SQLiteStore, Clock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    state: tuple[Path, SQLiteStore, ManualClock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state_dir, _, _ = state
     beacon = DaemonBeacon(beacon_path(state_dir), started_at=time.time() - 60)
@@ -214,7 +207,7 @@ def test_status_command_lists_a_folder_by_its_id(
 
 @pytest.fixture
 def server(
-    state: tuple[Path, SQLiteStore, Clock],
+    state: tuple[Path, SQLiteStore, ManualClock],
 ) -> Iterator[tuple[StatusServer, dict[str, bool]]]:
     state_dir, _, clock = state
     live = {"watchers": True}

@@ -3,7 +3,7 @@
 The suites drive the real daemon: ``nemod run`` as a process (crash suite) or
 :class:`nemod.daemon.Daemon` in-process with real watchers, the real SQLite store and
 a real backend (fault, load, bad-input suites); the cloud backend talks over loopback
-HTTP to ``nemod serve`` (:func:`nemod.serve.testing.make_server`) in this process.
+HTTP to ``nemod serve`` (:func:`support.serve.make_server`) in this process.
 
 Helpers reach the tests through fixtures (the test folder is not a package):
 ``kit`` (:class:`Kit`), ``serve`` (a started server), ``tiny_clip`` (320x240, 1.5 s),
@@ -21,7 +21,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_loop import run_until
+from support.daemon_loop import run_until
+from support.serve import make_server
 
 from nemod.backends.base import Backend
 from nemod.config import Config, load
@@ -37,7 +37,6 @@ from nemod.daemon import Daemon, DaemonOptions
 from nemod.media import ffmpeg
 from nemod.samples import make_clip
 from nemod.serve.server import NemoServer
-from nemod.serve.testing import assert_no_threads, make_server
 from nemod.store import JobState
 from nemod.store.base import Job
 from nemod.store.sqlite import SQLiteStore
@@ -304,14 +303,12 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def kit(tmp_path: Path, tiny_clip: Path) -> Iterator[Kit]:
-    before = set(threading.enumerate())
     handle = Kit(tmp_path, tiny_clip)
     yield handle
     for daemon in handle.in_process:
         daemon.close()
     for process in handle.daemons:
         process.cleanup()
-    assert_no_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import structlog
+from support.logs import captured_logs
 
 from nemod.config import EngineSettings
 from nemod.engine.local import LocalBackend, LocalEngine
@@ -53,7 +53,7 @@ def test_a_batch_of_bad_files_neither_crashes_nor_blocks_the_queue(kit: Any) -> 
     raw_name = b"latin1-\xe9t\xe9.mp4"
     config = kit.write_config(kit.tmp_path, settle=0.2, concurrency=2)
     daemon = kit.daemon(config, local())
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         for name, data in {**bad, **good}.items():
             kit.drop(kit.tmp_path / "in", name, data=data)
         with open(os.path.join(os.fsencode(kit.tmp_path / "in"), raw_name), "wb") as handle:

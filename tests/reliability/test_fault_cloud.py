@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.serve import FAST_CLIENT, FAST_JOB, make_backend
 
 from nemod.cloud.backend import CloudBackend
 from nemod.config import EngineSettings
 from nemod.engine.local import LocalEngine
 from nemod.serve.server import NemoServer
 from nemod.serve.service import ServeSettings
-from nemod.serve.testing import FAST_CLIENT, FAST_JOB, make_backend
 from nemod.store import JobState
 
 JOB = dataclasses.replace(FAST_JOB, credits_recheck_seconds=0.3, retry_delay=0.3, rate_limit_delay=0.2)

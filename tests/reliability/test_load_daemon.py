@@ -8,7 +8,6 @@ bench/reliability_soak.py (an hour with RSS sampled).
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 import time
@@ -17,30 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.backends import CopyBackend
 
-from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.store import JobState, SourceRef
 from nemod.store.sqlite import SQLiteStore
-
-
-class CopyBackend:
-    """Copies the source into the scratch folder; counts calls per source path."""
-
-    name = "copy"
-
-    def __init__(self) -> None:
-        self.calls: collections.Counter[str] = collections.Counter()
-        self.lock = threading.Lock()
-
-    def process(self, request: JobRequest, context: JobContext) -> Rendition:
-        context.checkpoint("render")
-        video = request.work_dir / f"{request.stem}.mp4"
-        video.write_bytes(request.source.read_bytes())
-        with self.lock:
-            self.calls[str(request.source)] += 1
-        return Rendition(video=video, draft={}, summary="copy")
 
 
 class Running:

@@ -5,15 +5,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from support.clocks import ManualClock
+
 from nemod.cloud.auth import TOKEN_LIFETIME_SECONDS, TokenStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_client_id_is_created_once_private_and_reused(tmp_path: Path) -> None:
@@ -29,7 +23,7 @@ def test_configured_client_id_wins(tmp_path: Path) -> None:
 
 
 def test_token_is_kept_private_and_expires_after_seven_days(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     store = TokenStore(tmp_path, "http://a/", env={}, now=clock)
     assert store.current() is None
     store.save("nmv_usr_x")

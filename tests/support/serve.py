@@ -1,4 +1,4 @@
-"""Helpers for testing against ``nemod serve`` in-process (tests and benchmarks).
+"""Helpers for testing against ``nemod serve`` in-process.
 
 The server runs on a real loopback socket; the client talks to it over real HTTP.
 Waits in the client are scaled down with tiny policies, never skipped.
@@ -6,7 +6,6 @@ Waits in the client are scaled down with tiny policies, never skipped.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,23 +86,12 @@ def make_server(data_dir: Path, **overrides: Any) -> NemoServer:
         heartbeat_seconds=0.05,
         slow_heartbeat_seconds=0.5,
         second_stage_seconds=0.05,
-        admin_token="admin-secret",  # noqa: S106 - a test server's
+        admin_token="admin-secret",
         **overrides,
     )
     server = NemoServer(settings, LocalEngine(EngineSettings(preset="ultrafast")), faults=Faults())
     server.start()
     return server
-
-
-def assert_no_threads(before: set[threading.Thread]) -> None:
-    """Raise AssertionError when a thread started during the test is still alive (after a short grace)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not left:
-            return
-        left[0].join(0.1)
-    raise AssertionError(f"threads left running: {[t.name for t in left]}")
 
 
 def make_backend(
