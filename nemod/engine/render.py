@@ -91,23 +91,31 @@ def _atempo(factor: float) -> str:
     return ",".join(steps)
 
 
-def render_args(
-    draft: Draft,
-    inputs: RenderInputs,
-    output: Path,
-    *,
-    preset: str = EngineSettings.preset,
-    crf: int = EngineSettings.crf,
-    threads: int = 0,
-) -> list[str]:
-    """Return ffmpeg arguments (without the executable) rendering ``draft`` to ``output``.
+@dataclass(frozen=True)
+class _Shape:
+    """What every builder needs to know about a draft: its sources in order of first use,
+    its non-empty video segments, the frame rate, the canvas and the picture options."""
 
-    Raises ValueError when the draft has no video segments or names a source missing
-    from ``inputs``.
-    """
+    names: list[str]
+    segments: list[dict[str, Any]]
+    fps: float
+    width: int
+    height: int
+    fit: str
+    speed: float
+    mute: bool
+    #: One source cut in order (the usual case): the picture goes through a single select on
+    #: the frame grid — no per-range branches holding decoded frames — and only the (small)
+    #: sound is split per range, so each join can get its own short fades.
+    single: bool
+    fade_in: float
+    fade_out: float
+
+
+def _shape(draft: Draft, inputs: RenderInputs) -> _Shape:
+    """Read ``draft``'s video track and settings. Raises ValueError as :func:`render_args`."""
     video = _video_track(draft)
     meta = draft.get("m", {})
-    fps = float(meta.get("fps") or 30)
     canvas = meta.get("canvas") or {}
     segments = [seg for seg in video["sg"] if seg.get("e", 0) > seg.get("s", 0)]
     names = list(dict.fromkeys(seg["src"] for seg in segments))
@@ -117,43 +125,59 @@ def render_args(
     first = inputs.media[names[0]]
     width = int(canvas.get("w") or first.width)
     height = int(canvas.get("h") or first.height)
-    width, height = width // 2 * 2, height // 2 * 2
     vmeta = video.get("m", {})
-    speed = float(vmeta.get("speed") or 1.0)
-    mute = bool(vmeta.get("mute"))
-
-    args: list[str] = ["-y"]
-    for name in names:
-        args += ["-i", str(inputs.media[name].path)]
-    graph: list[str] = []
-    # One source cut in order (the usual case): the picture goes through a single select on
-    # the frame grid — no per-range branches holding decoded frames — and only the (small)
-    # sound is split per range, so each join can get its own short fades.
     in_order = all(a["e"] <= b["s"] for a, b in itertools.pairwise(segments))
-    single = len(names) == 1 and in_order
-    counts = {name: sum(1 for seg in segments if seg["src"] == name) for name in names}
-    for index, name in enumerate(names):
+    fades = meta.get("fade") or {}
+    return _Shape(
+        names=names, segments=segments, fps=float(meta.get("fps") or 30),
+        width=width // 2 * 2, height=height // 2 * 2, fit=str(canvas.get("fit") or "crop"),
+        speed=float(vmeta.get("speed") or 1.0), mute=bool(vmeta.get("mute")),
+        single=len(names) == 1 and in_order,
+        fade_in=float(fades.get("in") or 0), fade_out=float(fades.get("out") or 0),
+    )
+
+
+def _input_args(shape: _Shape, inputs: RenderInputs) -> list[str]:
+    """``-i`` for each video source, in the order the graph numbers them."""
+    return [arg for name in shape.names for arg in ("-i", str(inputs.media[name].path))]
+
+
+def _source_branches(shape: _Shape, inputs: RenderInputs) -> list[str]:
+    """Per source: the picture on the frame grid (fitted, when several sources are joined)
+    and the sound resampled, each split into one branch per range taken from it."""
+    graph = []
+    for index, name in enumerate(shape.names):
         info = inputs.media[name]
-        if not single:
-            split_v = f"split={counts[name]}" + "".join(f"[v{index}_{k}]" for k in range(counts[name]))
+        count = sum(1 for seg in shape.segments if seg["src"] == name)
+        if not shape.single:
+            split_v = f"split={count}" + "".join(f"[v{index}_{k}]" for k in range(count))
             # Several sources: each is fitted to the canvas before the ranges are joined.
-            fitted = _fit(info.width, info.height, width, height, str(canvas.get("fit") or "crop"), f"fit{index}")
+            fitted = _fit(info.width, info.height, shape.width, shape.height, shape.fit, f"fit{index}")
             graph.append(
-                f"[{index}:v:0]fps={_number(fps)},{fitted}setsar=1,"
-                + (split_v if counts[name] > 1 else f"null[v{index}_0]")
+                f"[{index}:v:0]fps={_number(shape.fps)},{fitted}setsar=1,"
+                + (split_v if count > 1 else f"null[v{index}_0]")
             )
-        if info.has_audio and not mute:
-            split_a = f"asplit={counts[name]}" + "".join(f"[a{index}_{k}]" for k in range(counts[name]))
+        if info.has_audio and not shape.mute:
+            split_a = f"asplit={count}" + "".join(f"[a{index}_{k}]" for k in range(count))
             graph.append(
                 f"[{index}:a:0]aresample={SAMPLE_RATE}:async=1:first_pts=0,"
                 f"aformat=sample_fmts=fltp:channel_layouts=stereo,"
-                + (split_a if counts[name] > 1 else f"anull[a{index}_0]")
+                + (split_a if count > 1 else f"anull[a{index}_0]")
             )
-    used = dict.fromkeys(names, 0)
+    return graph
+
+
+def _segments(shape: _Shape, inputs: RenderInputs) -> tuple[list[str], float]:
+    """The kept ranges cut on frame boundaries and joined into ``[vcat][acat]``, each range's
+    sound faded in and out by :data:`JOIN_FADE`; returns the graph lines and the joined
+    length in seconds (before any speed change)."""
+    graph = _source_branches(shape, inputs)
+    fps = shape.fps
+    used = dict.fromkeys(shape.names, 0)
     pieces, audio_pieces, selections = [], [], []
     total = 0.0
-    for number, seg in enumerate(segments):
-        index = names.index(seg["src"])
+    for number, seg in enumerate(shape.segments):
+        index = shape.names.index(seg["src"])
         info = inputs.media[seg["src"]]
         k = used[seg["src"]]
         used[seg["src"]] += 1
@@ -164,7 +188,7 @@ def render_args(
         # Frames are kept when start <= pts < end; the bounds sit a quarter frame before the
         # wanted frames so that rounding to the time base never moves them by a frame.
         low, high = _number((start_frame - 0.25) / fps), _number((end_frame - 0.25) / fps)
-        if single:
+        if shape.single:
             terms = ([f"gte(t,{low})"] if start_frame > 0 else []) + ([] if to_end else [f"lt(t,{high})"])
             selections.append("*".join(terms) or "1")
         else:
@@ -173,25 +197,11 @@ def render_args(
             graph.append(f"[v{index}_{k}]{vtrim}setpts=PTS-STARTPTS[cv{number}]")
         length = (end if not to_end else info.duration) - start
         total += length
-        fade = min(JOIN_FADE, length / 4)
-        if info.has_audio and not mute:
-            atrim = [f"start={_number(start)}"] if start_frame > 0 else []
-            if not to_end:
-                atrim.append(f"end={_number(end)}")
-            atrim_text = f"atrim={':'.join(atrim)}," if atrim else ""
-            graph.append(
-                f"[a{index}_{k}]{atrim_text}asetpts=PTS-STARTPTS,"
-                f"afade=t=in:d={_number(fade)},afade=t=out:st={_number(max(0.0, length - fade))}:d={_number(fade)}"
-                f"[ca{number}]"
-            )
-        else:
-            graph.append(
-                f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=duration={_number(length)},"
-                f"aformat=sample_fmts=fltp:channel_layouts=stereo[ca{number}]"
-            )
+        graph.append(_range_sound(info, shape, number, index, k, start if start_frame > 0 else None,
+                                  None if to_end else end, length))
         pieces.append(f"[cv{number}][ca{number}]")
         audio_pieces.append(f"[ca{number}]")
-    if single:
+    if shape.single:
         selection = "+".join(selections)
         picked = "" if selection == "1" else f"select='{selection}',setpts=N/FRAME_RATE/TB,"
         graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")
@@ -204,72 +214,126 @@ def render_args(
     else:
         graph.append("[cv0]null[vcat]")
         graph.append("[ca0]anull[acat]")
-    duration = total / speed
+    return graph, total
 
-    # Picture: speed, canvas, burned text, fades.
+
+def _range_sound(info: MediaInfo, shape: _Shape, number: int, index: int, branch: int,
+                 start: float | None, end: float | None, length: float) -> str:
+    """The sound of range ``number`` as ``[ca<number>]``: source samples from ``start`` to
+    ``end`` (None: the source's own start or end) with the join fades, or silence of the
+    range's ``length`` when the source has none or the picture is muted."""
+    if not info.has_audio or shape.mute:
+        return (
+            f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=duration={_number(length)},"
+            f"aformat=sample_fmts=fltp:channel_layouts=stereo[ca{number}]"
+        )
+    fade = min(JOIN_FADE, length / 4)
+    atrim = ([f"start={_number(start)}"] if start is not None else []) + (
+        [f"end={_number(end)}"] if end is not None else [])
+    atrim_text = f"atrim={':'.join(atrim)}," if atrim else ""
+    return (
+        f"[a{index}_{branch}]{atrim_text}asetpts=PTS-STARTPTS,"
+        f"afade=t=in:d={_number(fade)},afade=t=out:st={_number(max(0.0, length - fade))}:d={_number(fade)}"
+        f"[ca{number}]"
+    )
+
+
+def _picture(shape: _Shape, inputs: RenderInputs, duration: float) -> str:
+    """``[vcat]`` → ``[vout]``: speed, the canvas, burned captions and titles, fades."""
     chain = "[vcat]"
-    if speed != 1.0:
-        chain += f"setpts=PTS/{_number(speed)},fps={_number(fps)},"
-    if single:
-        chain += _fit(first.width, first.height, width, height, str(canvas.get("fit") or "crop"))
+    if shape.speed != 1.0:
+        chain += f"setpts=PTS/{_number(shape.speed)},fps={_number(shape.fps)},"
+    if shape.single:
+        first = inputs.media[shape.names[0]]
+        chain += _fit(first.width, first.height, shape.width, shape.height, shape.fit)
     if inputs.overlay is not None:
         option = f"filename={escape_filter_value(str(inputs.overlay))}"
         if inputs.fonts_dir is not None:
             option += f":fontsdir={escape_filter_value(str(inputs.fonts_dir))}"
         chain += f"ass={option},"
-    fades = meta.get("fade") or {}
-    fade_in, fade_out = float(fades.get("in") or 0), float(fades.get("out") or 0)
-    if fade_in > 0:
-        chain += f"fade=t=in:st=0:d={_number(fade_in)},"
-    if fade_out > 0:
-        chain += f"fade=t=out:st={_number(max(0.0, duration - fade_out))}:d={_number(fade_out)},"
-    chain += "setsar=1,format=yuv420p[vout]"
-    graph.append(chain)
+    if shape.fade_in > 0:
+        chain += f"fade=t=in:st=0:d={_number(shape.fade_in)},"
+    if shape.fade_out > 0:
+        chain += f"fade=t=out:st={_number(max(0.0, duration - shape.fade_out))}:d={_number(shape.fade_out)},"
+    return chain + "setsar=1,format=yuv420p[vout]"
 
-    # Sound: speed, music (ducked), loudness, fades.
-    audio_chain = "[acat]"
-    if speed != 1.0:
-        audio_chain += _atempo(speed) + ","
+
+def _sound(draft: Draft, shape: _Shape, inputs: RenderInputs, duration: float) -> tuple[list[str], list[str]]:
+    """``[acat]`` → ``[aout]``: speed, music (looped, ducked under the voice unless the
+    track says not to), loudness, fades. Returns the graph lines and the music's input
+    arguments. Raises ValueError when the music is not among ``inputs.music``."""
+    graph: list[str] = []
+    chain = "[acat]"
+    if shape.speed != 1.0:
+        chain += _atempo(shape.speed) + ","
     music_tracks = [t for t in draft.get("t", []) if t.get("tt") == AUDIO and t.get("sg")]
     music_args: list[str] = []
     if music_tracks:
-        audio_chain += "asplit=2[voice][sidechain]"
-        graph.append(audio_chain)
+        graph.append(chain + "asplit=2[voice][sidechain]")
         track = music_tracks[0]
         seg = track["sg"][0]
         path = inputs.music.get(seg["src"])
         if path is None:
             raise ValueError(f"the draft's music {seg['src']!r} is not among the sources given")
-        music_index = len(names)
         music_args = ["-stream_loop", "-1", "-i", str(path)]
         volume = float(seg.get("v", track.get("m", {}).get("volume", 0.35)))
         graph.append(
-            f"[{music_index}:a:0]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
+            f"[{len(shape.names)}:a:0]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
             f"atrim=duration={_number(duration)},asetpts=PTS-STARTPTS,volume={_number(volume)}[music]"
         )
         if track.get("m", {}).get("duck", True):
             graph.append("[music][sidechain]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[ducked]")
         else:
             graph.append("[sidechain]anullsink;[music]anull[ducked]")
-        audio_chain = "[voice][ducked]amix=inputs=2:duration=first:normalize=0,"
-    target = (meta.get("audio") or {}).get("normalize")
+        chain = "[voice][ducked]amix=inputs=2:duration=first:normalize=0,"
+    target = (draft.get("m", {}).get("audio") or {}).get("normalize")
     if target is not None:
-        audio_chain += f"loudnorm=I={_number(float(target))}:TP=-1.5:LRA=11,aresample={SAMPLE_RATE},"
-    if fade_in > 0:
-        audio_chain += f"afade=t=in:st=0:d={_number(fade_in)},"
-    if fade_out > 0:
-        audio_chain += f"afade=t=out:st={_number(max(0.0, duration - fade_out))}:d={_number(fade_out)},"
-    audio_chain += "aformat=sample_fmts=fltp:channel_layouts=stereo[aout]"
-    graph.append(audio_chain)
+        chain += f"loudnorm=I={_number(float(target))}:TP=-1.5:LRA=11,aresample={SAMPLE_RATE},"
+    if shape.fade_in > 0:
+        chain += f"afade=t=in:st=0:d={_number(shape.fade_in)},"
+    if shape.fade_out > 0:
+        chain += f"afade=t=out:st={_number(max(0.0, duration - shape.fade_out))}:d={_number(shape.fade_out)},"
+    graph.append(chain + "aformat=sample_fmts=fltp:channel_layouts=stereo[aout]")
+    return graph, music_args
 
-    args += music_args
-    args += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]"]
-    args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-r", _number(fps)]
+
+def _encoder_args(shape: _Shape, duration: float, output: Path, *, preset: str, crf: int,
+                  threads: int) -> list[str]:
+    """libx264 on the draft's frame rate and AAC at :data:`SAMPLE_RATE`, cut to ``duration``,
+    into an MP4 with the index first (``+faststart``)."""
+    args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-r", _number(shape.fps)]
     if threads:
         args += ["-threads", str(threads)]
     args += ["-c:a", "aac", "-b:a", "160k", "-ar", str(SAMPLE_RATE), "-t", _number(duration)]
-    args += ["-movflags", "+faststart", "-f", "mp4", str(output)]
-    return args
+    return [*args, "-movflags", "+faststart", "-f", "mp4", str(output)]
+
+
+def render_args(
+    draft: Draft,
+    inputs: RenderInputs,
+    output: Path,
+    *,
+    preset: str = EngineSettings.preset,
+    crf: int = EngineSettings.crf,
+    threads: int = 0,
+) -> list[str]:
+    """Return ffmpeg arguments (without the executable) rendering ``draft`` to ``output``:
+    inputs, then one graph of segments → picture and sound, then the encoders.
+
+    Raises ValueError when the draft has no video segments or names a source (or music)
+    missing from ``inputs``.
+    """
+    shape = _shape(draft, inputs)
+    graph, total = _segments(shape, inputs)
+    duration = total / shape.speed
+    graph.append(_picture(shape, inputs, duration))
+    sound, music_args = _sound(draft, shape, inputs, duration)
+    graph += sound
+    return [
+        "-y", *_input_args(shape, inputs), *music_args,
+        "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
+        *_encoder_args(shape, duration, output, preset=preset, crf=crf, threads=threads),
+    ]
 
 
 def output_duration(draft: Draft, media: Mapping[str, MediaInfo]) -> float:
