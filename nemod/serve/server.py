@@ -143,12 +143,15 @@ class NemoServer:
                 self._connections.discard(connection)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Connection(BaseHTTPRequestHandler):
+    """HTTP/1.1 plumbing of one keep-alive connection to ``nemod serve``: connection
+    tracking, the access log, JSON answers and bodies, draining unread bodies, chunked
+    writes for SSE and simulated drops. The API itself is :class:`_Handler`."""
+
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 120
-
-    # --- plumbing ------------------------------------------------------------------------
+    _consumed = False
 
     def setup(self) -> None:
         threading.current_thread().name = f"nemod-serve-conn-{id(self):x}"
@@ -176,6 +179,80 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def service(self) -> Service:
         return self.server.app.service
+
+    def _send_json(self, body: object, status: int = 200) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _ok(self, data: object) -> None:
+        self._send_json({"code": 0, "data": data})
+
+    def _length(self) -> int:
+        try:
+            return max(0, int(self.headers.get("Content-Length", "0")))
+        except ValueError:
+            raise ApiError("bad Content-Length", status=400) from None
+
+    def _json_body(self) -> dict[str, Any]:
+        length = self._length()
+        if length > _JSON_LIMIT:
+            self.close_connection = True
+            raise ApiError("request body too large", status=413)
+        raw = self.rfile.read(length) if length else b""
+        self._consumed = True
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError("the body is not JSON", status=400) from None
+        if not isinstance(body, dict):
+            raise ApiError("the body must be a JSON object", status=400)
+        return body
+
+    def _drain(self) -> None:
+        """Read (and discard) an unread request body so keep-alive stays in step;
+        a very large one closes the connection instead."""
+        if self._consumed:
+            return
+        self._consumed = True
+        length = self._length() if "Content-Length" in self.headers else 0
+        if length > 4 * _JSON_LIMIT:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, _CHUNK))
+            if not chunk:
+                break
+            length -= len(chunk)
+
+    def _read_some(self, remaining: int) -> bytes:
+        chunk = self.rfile.read(min(remaining, _CHUNK))
+        if not chunk:
+            raise ApiError("the upload broke off", status=400)
+        return chunk
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self._write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _drop(self) -> None:
+        """Break the connection without ending the chunked body (a network drop)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(_Connection):
+    """The NemoVideo API routes (and the admin endpoints) over :class:`_Connection`."""
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -243,62 +320,6 @@ class _Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         return self.service.authenticate(token, path, scope)
-
-    def _send_json(self, body: object, status: int = 200) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _ok(self, data: object) -> None:
-        self._send_json({"code": 0, "data": data})
-
-    def _length(self) -> int:
-        try:
-            return max(0, int(self.headers.get("Content-Length", "0")))
-        except ValueError:
-            raise ApiError("bad Content-Length", status=400) from None
-
-    def _json_body(self) -> dict[str, Any]:
-        length = self._length()
-        if length > _JSON_LIMIT:
-            self.close_connection = True
-            raise ApiError("request body too large", status=413)
-        raw = self.rfile.read(length) if length else b""
-        self._consumed = True
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            raise ApiError("the body is not JSON", status=400) from None
-        if not isinstance(body, dict):
-            raise ApiError("the body must be a JSON object", status=400)
-        return body
-
-    def _drain(self) -> None:
-        """Read (and discard) an unread request body so keep-alive stays in step;
-        a very large one closes the connection instead."""
-        if self._consumed:
-            return
-        self._consumed = True
-        length = self._length() if "Content-Length" in self.headers else 0
-        if length > 4 * _JSON_LIMIT:
-            self.close_connection = True
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(length, _CHUNK))
-            if not chunk:
-                break
-            length -= len(chunk)
-
-    def _read_some(self, remaining: int) -> bytes:
-        chunk = self.rfile.read(min(remaining, _CHUNK))
-        if not chunk:
-            raise ApiError("the upload broke off", status=400)
-        return chunk
 
     # --- endpoints -----------------------------------------------------------------------
 
@@ -467,20 +488,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(_adk(invocation, {"text": edit.answer}, partial=True))
             self._event(_adk(invocation, {"text": edit.answer}))
         self._write_chunk(b"")
-
-    def _event(self, payload: dict[str, Any]) -> None:
-        self._write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _drop(self) -> None:
-        """Break the connection without ending the chunked body (a network drop)."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
 
     # --- admin ---------------------------------------------------------------------------
 
