@@ -555,6 +555,51 @@ def _load_rules_dir(
     return rules
 
 
+def _watch_folders(
+    data: Mapping[str, Any],
+    document: _Document,
+    base: Path,
+    settle: float,
+    sound: Callable[..., bool],
+    *,
+    rule_names: set[str],
+    exists: Callable[[Path], bool] | None,
+) -> tuple[WatchFolder, ...]:
+    """The ``watch:`` entries whose schema is ``sound``, paths resolved against ``base``;
+    problems (a missing folder when ``exists`` is given, an output that is the folder
+    itself, a rule not in ``rule_names``, a bad schedule, a folder id used twice) are
+    added to ``document``."""
+    watches: list[WatchFolder] = []
+    keys: set[str] = set()
+    for index, raw in enumerate(data.get("watch", []) if isinstance(data.get("watch"), list) else []):
+        key = ("watch", index)
+        if not sound(*key):
+            continue
+        watch_path = resolve_path(base, raw["path"])
+        if exists is not None and not exists(watch_path):
+            document.problem((*key, "path"), f"folder not found: {watch_path}")
+        output = resolve_path(base, raw["output"])
+        if output == watch_path:
+            document.problem((*key, "output"), "the output folder must differ from the watched folder")
+        for name in raw.get("rules", []):
+            if name not in rule_names:
+                document.problem((*key, "rules"), f"no rule named {name!r}")
+        if raw.get("schedule") and (schedule_problem := check_schedule(raw["schedule"])):
+            document.problem((*key, "schedule"), schedule_problem)
+        store_key = raw.get("id") or str(watch_path)
+        if store_key in keys:
+            field_name = "id" if raw.get("id") else "path"
+            document.problem((*key, field_name), f"another watch folder already uses {store_key!r}")
+        keys.add(store_key)
+        watches.append(_settings(
+            WatchFolder, raw, path=watch_path, output=output,
+            failed=resolve_path(base, raw["failed"]) if "failed" in raw else watch_path / "failed",
+            done=resolve_path(base, raw["done"]) if "done" in raw else watch_path / "done",
+            settle_seconds=float(raw.get("settle_seconds", settle)),
+        ))
+    return tuple(watches)
+
+
 def load(
     path: str | os.PathLike[str],
     *,
@@ -619,34 +664,8 @@ def load(
         document.problem(("rules",), "no rules: add rules: or rules_dir:")
 
     settle = float(data.get("settle_seconds", Config.settle_seconds)) if sound("settle_seconds") else Config.settle_seconds
-    watches: list[WatchFolder] = []
-    keys: set[str] = set()
-    for index, raw in enumerate(data.get("watch", []) if isinstance(data.get("watch"), list) else []):
-        key = ("watch", index)
-        if not sound(*key):
-            continue
-        watch_path = resolve_path(base, raw["path"])
-        if check_folders and not exists(watch_path):
-            document.problem((*key, "path"), f"folder not found: {watch_path}")
-        output = resolve_path(base, raw["output"])
-        if output == watch_path:
-            document.problem((*key, "output"), "the output folder must differ from the watched folder")
-        for name in raw.get("rules", []):
-            if name not in seen and name not in unsound_rules:
-                document.problem((*key, "rules"), f"no rule named {name!r}")
-        if raw.get("schedule") and (schedule_problem := check_schedule(raw["schedule"])):
-            document.problem((*key, "schedule"), schedule_problem)
-        store_key = raw.get("id") or str(watch_path)
-        if store_key in keys:
-            field_name = "id" if raw.get("id") else "path"
-            document.problem((*key, field_name), f"another watch folder already uses {store_key!r}")
-        keys.add(store_key)
-        watches.append(_settings(
-            WatchFolder, raw, path=watch_path, output=output,
-            failed=resolve_path(base, raw["failed"]) if "failed" in raw else watch_path / "failed",
-            done=resolve_path(base, raw["done"]) if "done" in raw else watch_path / "done",
-            settle_seconds=float(raw.get("settle_seconds", settle)),
-        ))
+    watches = _watch_folders(data, document, base, settle, sound, rule_names=seen | unsound_rules,
+                             exists=exists if check_folders else None)
     if problems:
         raise ConfigError(problems)
 
@@ -654,7 +673,7 @@ def load(
     engine_raw = data.get("engine", {})
     # Every default lives in its dataclass; load() only resolves paths and the environment.
     return _settings(
-        Config, data, path=file.resolve(), backend=backend, watches=tuple(watches), rules=tuple(rules),
+        Config, data, path=file.resolve(), backend=backend, watches=watches, rules=tuple(rules),
         settle_seconds=settle, state_dir=resolve_path(base, data.get("state_dir", DEFAULT_STATE_DIR)),
         cloud=_settings(CloudSettings, cloud_raw, api_url=(
             cloud_raw.get("api_url") or os.environ.get("NEMO_API_URL") or DEFAULT_API_URL)),
