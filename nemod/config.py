@@ -66,6 +66,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "schedule": {"type": "string"},
         "on_success": {"enum": ["leave", "delete", "move"]},
         "on_failure": {"enum": ["leave", "move"]},
+        "picture": {"enum": ["none", "svg"]},
     },
 }
 
@@ -166,6 +167,9 @@ class Rule:
     schedule: str | None = None
     on_success: str | None = None
     on_failure: str | None = None
+    #: ``svg``: also write ``<stem>.timeline.svg``, the picture of the edit (kept and cut
+    #: stretches over the source's loudness, captions, title, music).
+    picture: str = "none"
     source: str = ""
 
     @property
@@ -497,6 +501,7 @@ def _build_rule(
         schedule=raw.get("schedule"),
         on_success=raw.get("on_success"),
         on_failure=raw.get("on_failure"),
+        picture=raw.get("picture", Rule.picture),
         source=f"{document.display}:{document.line(path) or 1}",
     )
 

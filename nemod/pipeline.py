@@ -117,7 +117,8 @@ def run_job(
     try:
         rendition = backend.process(JobRequest(job_id, source, rule, scratch), context)
         context.checkpoint("publish")
-        files = {".mp4": rendition.video, **{f".{kind}": path for kind, path in rendition.captions.items()}}
+        files = {".mp4": rendition.video, **{f".{kind}": path for kind, path in rendition.captions.items()},
+                 **{f".{suffix}": path for suffix, path in rendition.sidecars.items()}}
         log = {
             "job": job_id,
             "source": str(source),

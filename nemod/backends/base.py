@@ -83,14 +83,17 @@ class JobRequest:
 
 @dataclass
 class Rendition:
-    """A backend's result: the MP4 and optional caption sidecars, all inside ``work_dir``,
-    plus the timeline (``draft``), its one-line ``summary`` and details for the job log."""
+    """A backend's result: the MP4, optional caption sidecars (by format: ``srt``, ``vtt``)
+    and other sidecars (by the suffix after the stem: ``timeline.svg``), all inside
+    ``work_dir``, plus the timeline (``draft``), its one-line ``summary`` and details for
+    the job log."""
 
     video: Path
     draft: dict[str, Any]
     summary: str
     captions: dict[str, Path] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    sidecars: dict[str, Path] = field(default_factory=dict)
 
 
 class Backend(Protocol):

@@ -18,6 +18,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser("explain", help="show the rule and plan for a file")
     add_config_option(parser)
     parser.add_argument("file", type=Path)
+    parser.add_argument("--picture", type=Path, metavar="SVG",
+                        help="also draw the edit (kept and cut stretches, captions, title, music) as an SVG file")
     return parser
 
 
@@ -43,10 +45,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"  instruction: {rule.instruction}")
     if config.backend == "local":
         # The real analysis (VAD, transcription) so the summary shows what would be cut.
-        draft = build_engine(config.engine).plan_draft(source, rule.plan)
+        engine = build_engine(config.engine)
+        draft = engine.plan_draft(source, rule.plan)
         print(f"  {summarize(draft)}")
         for line in trim_lines(draft):
             print(f"  {line}")
+        if args.picture is not None:
+            try:
+                engine.write_picture(draft, source, args.picture)
+            except OSError as exc:
+                raise NemodError(f"cannot write the picture to {args.picture}: {exc.strerror}") from None
+            print(f"  picture: {args.picture}")
     else:
         print(f"  sent to the {config.backend} backend as written")
+        if args.picture is not None:
+            print("  no picture: the edit is planned by the cloud service, not here")
     return 0

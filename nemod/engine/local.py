@@ -25,6 +25,7 @@ from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
 from nemod.engine.captions import Word
 from nemod.engine.fonts import find_font
+from nemod.engine.loudness import loudness
 from nemod.engine.pauses import DEFAULT_SENSITIVITY, SENSITIVITIES
 from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
 from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_captions, source_window
@@ -33,6 +34,7 @@ from nemod.engine.vad import audio_regions, speech_in_file, transcription_region
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
+from nemod.picture import edit_picture
 
 StepProgress = Callable[[str, float], None]
 #: How many probe results a LocalEngine remembers (a few jobs' sources).
@@ -299,6 +301,19 @@ class LocalEngine:
         }
         return RenderResult(video=output, captions=captions, details=details)
 
+    def write_picture(self, draft: Draft, source: Path, target: Path) -> Path:
+        """Write the SVG picture of ``draft`` applied to ``source`` (:mod:`nemod.picture`) to
+        ``target``; returns ``target``. Raises :class:`PermanentJobError` for a source that
+        is not usable media."""
+        media = self._probe(source)
+        try:
+            levels = loudness(source, has_audio=media.has_audio)
+        except MediaError as exc:
+            raise PermanentJobError(str(exc)) from exc
+        target.write_text(edit_picture(draft, levels, name=source.name, source_seconds=media.duration),
+                          encoding="utf-8")
+        return target
+
     def _run(
         self, args: list[str], duration: float, progress: StepProgress, cancel: threading.Event | None
     ) -> ffmpeg.FfmpegResult:
@@ -349,7 +364,11 @@ class LocalBackend:
             draft, {request.source.name: request.source}, request.work_dir, request.stem,
             progress=context.progress, cancel=context.cancel,
         )
+        sidecars = {}
+        if request.rule.picture == "svg":
+            sidecars["timeline.svg"] = self.engine.write_picture(
+                draft, request.source, request.work_dir / f"{request.stem}.timeline.svg")
         return Rendition(
             video=result.video, draft=draft, summary=summarize(draft),
-            captions=result.captions, details=result.details,
+            captions=result.captions, details=result.details, sidecars=sidecars,
         )

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import av
@@ -13,6 +14,7 @@ import pytest
 
 from nemod.samples import make_clip
 
+SVG = "{http://www.w3.org/2000/svg}"
 
 def nemod(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "nemod", *args], cwd=cwd, capture_output=True,
@@ -50,7 +52,7 @@ def test_check_prints_every_problem_one_per_line_and_exits_2(project: Path) -> N
     assert sorted(result.stderr.splitlines()) == [
         f"nemod.yaml:3 watch[0].path: folder not found: {project / 'missing'}",
         "nemod.yaml:8 rules[0].edti: unknown key 'edti' (expected one of: edit, match, min_credits, "
-        "name, on_failure, on_success, operations, output, schedule)",
+        "name, on_failure, on_success, operations, output, picture, schedule)",
     ]
     assert "Traceback" not in result.stderr
 
@@ -103,9 +105,9 @@ def test_explain_and_the_job_log_say_why_each_pause_was_cut(project: Path) -> No
     from nemod.samples import make_talk
 
     config = project / "nemod.yaml"
-    config.write_text(config.read_text().replace("export 1080p MP4", "trim the pauses gently"))
+    config.write_text(config.read_text().replace('"export 1080p MP4"', '"trim the pauses gently"\n    picture: svg'))
     talk = make_talk(project / "inbox" / "talk.mp4", width=160, height=120)
-    result = nemod("explain", "-c", "nemod.yaml", str(talk.path), cwd=project)
+    result = nemod("explain", "-c", "nemod.yaml", str(talk.path), "--picture", "explained.svg", cwd=project)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     (header,) = [line for line in lines if "pause trim:" in line]
@@ -118,3 +120,8 @@ def test_explain_and_the_job_log_say_why_each_pause_was_cut(project: Path) -> No
     assert trim["sensitivity"] == "gentle" and len(trim["cuts"]) == len(cuts)
     for start, end in talk.pauses:  # each inserted pause is (mostly) inside one cut
         assert any(cut["start"] <= start + 0.6 and cut["end"] >= end - 0.6 for cut in trim["cuts"]), (start, end)
+    # The picture beside the outputs, and explain's, draw one struck stretch per cut.
+    assert sorted(p.name for p in (project / "outbox").iterdir()) == ["talk.log.json", "talk.mp4", "talk.timeline.svg"]
+    for picture in (project / "outbox" / "talk.timeline.svg", project / "explained.svg"):
+        drawn = [rect for rect in ET.parse(picture).getroot().iter(f"{SVG}rect") if rect.get("class") == "cut"]
+        assert len(drawn) == len(trim["cuts"]), picture
