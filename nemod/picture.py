@@ -87,6 +87,8 @@ class _Canvas:
         width = max(0.5, (end - start) * self.scale)
         title = f"<title>{escape(tip)}</title>" if tip else ""
         kind = f' class="{css}"' if css else ""
+        if css == "kept":  # the joins between kept pieces show as thin white lines
+            kind += ' stroke="#fff" stroke-width="1"'
         self.parts.append(
             f'<rect{kind} x="{_attr(self.x(start))}" y="{_attr(top)}" width="{_attr(width)}" '
             f'height="{_attr(height)}" fill="{fill}">{title}</rect>'
