@@ -350,6 +350,8 @@ class LocalEngine:
             "ffmpeg_command": list(result.argv),
             "ffmpeg_version": ffmpeg.ffmpeg_version(),
         }
+        if draft.get("m", {}).get("language"):
+            details["language"] = draft["m"]["language"]
         return RenderResult(video=output, captions=captions, details=details)
 
     def _run(
