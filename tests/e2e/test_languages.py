@@ -145,3 +145,13 @@ def test_check_passes_on_this_machine_for_other_languages(tmp_path: Path, langua
     result = subprocess.run([sys.executable, "-m", "nemod", "check", "-c", "nemod.yaml"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_recording_that_changes_language_is_still_trimmed_and_captioned(tmp_path: Path) -> None:
+    # The end of the English reading, then the German one: one language per file (the
+    # first 30 s of speech decide it); pause trimming and captions keep working.
+    clip = _clip(speech_file(), tmp_path / "mixed.mp4", 21.0, 15.0)
+    out, log = _process(tmp_path, clip, '{name: mix, edit: "trim the pauses, add captions", language: auto}')
+    assert log["language"]["detected"] in {"en", "de"}
+    assert len(parse_srt((out / "mixed.srt").read_text(encoding="utf-8"))) >= 2
+    assert log["draft"]["t"][0]["m"]["pauses_cut"] >= 1
