@@ -10,7 +10,8 @@ are laid out.
 Reading norms (Netflix Timed Text Style Guides, the most widely followed public ones):
 Latin and other space-separated scripts keep nemod's rules (42 characters a line, at most
 20 characters a second); Chinese, Simplified and Traditional, 16 full-width characters a
-line and 9 characters a second; Japanese 13 characters a line and 4 characters a second.
+line and 9 characters a second; Japanese 13 characters a line and 4 characters a second;
+Korean 16 characters a line and 12 a second.
 """
 
 from __future__ import annotations
@@ -106,17 +107,19 @@ def chinese_script(language: str) -> str | None:
 @dataclass(frozen=True)
 class ReadingNorms:
     """How captions in one language are laid out: at most ``max_chars`` characters a line
-    on a landscape frame, ``max_cps`` characters a second; ``by_characters`` for scripts
-    written without spaces (lines break between characters, at punctuation first)."""
+    on a landscape frame, ``max_cps`` characters a second; ``full_width`` for scripts whose
+    characters are a whole em wide (Chinese, Japanese, Korean), so fewer fit a line."""
 
     max_chars: int
     max_cps: float
-    by_characters: bool = False
+    full_width: bool = False
 
 
 SPACED = ReadingNorms(max_chars=42, max_cps=20.0)
-CHINESE = ReadingNorms(max_chars=16, max_cps=9.0, by_characters=True)
-JAPANESE = ReadingNorms(max_chars=13, max_cps=4.0, by_characters=True)
+CHINESE = ReadingNorms(max_chars=16, max_cps=9.0, full_width=True)
+JAPANESE = ReadingNorms(max_chars=13, max_cps=4.0, full_width=True)
+#: Korean is written with spaces between words, in full-width syllables.
+KOREAN = ReadingNorms(max_chars=16, max_cps=12.0, full_width=True)
 
 
 def norms(language: str | None) -> ReadingNorms:
@@ -126,12 +129,20 @@ def norms(language: str | None) -> ReadingNorms:
         return CHINESE
     if language == "ja":
         return JAPANESE
+    if language == "ko":
+        return KOREAN
     return SPACED
 
 
 def is_cjk(char: str) -> bool:
     """True when ``char`` is a Chinese, Japanese or Korean character or CJK punctuation."""
     return bool(char) and ("\u3000" <= char <= "\u9fff" or "\uac00" <= char <= "\ud7af" or "\uff00" <= char <= "\uffef")
+
+
+def is_unspaced(char: str) -> bool:
+    """True when ``char`` belongs to a script written without spaces between words (Han,
+    kana, CJK punctuation and full-width forms; not Hangul, which Korean spaces)."""
+    return bool(char) and ("\u3000" <= char <= "\u9fff" or "\uff00" <= char <= "\uffef")
 
 
 def has_cjk(text: str) -> bool:

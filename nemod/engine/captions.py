@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nemod.languages import SPACED, ReadingNorms, is_cjk
+from nemod.languages import SPACED, ReadingNorms, is_unspaced
 
 MAX_LINES = 2
 MAX_CHARS = SPACED.max_chars
@@ -96,14 +96,12 @@ def _join(words: Sequence[Word]) -> str:
         token = word.text.strip()
         if not text:
             text = token
-        elif _is_cjk(token[:1]) and _is_cjk(text[-1:]):
+        elif is_unspaced(token[:1]) and is_unspaced(text[-1:]):
             text += token
         else:
             text += " " + token
     return text
 
-
-_is_cjk = is_cjk
 
 
 def _boundary_score(words: Sequence[Word], index: int) -> float:
@@ -356,7 +354,7 @@ def caption_layout(width: int, height: int, norms: ReadingNorms = SPACED) -> tup
     for Chinese) where 70 % of the width holds them, fewer on a vertical frame (12).
     """
     size = round(min(width, height) * (0.055 if width < height else 0.06))
-    if norms.by_characters:
+    if norms.full_width:
         return size, max(8, min(norms.max_chars, int(0.7 * width / size)))
     average_char = 0.6 * size  # DejaVu Sans Bold, mixed case
     return size, max(16, min(norms.max_chars, int(0.9 * width / average_char)))

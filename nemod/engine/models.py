@@ -136,8 +136,10 @@ def assemble(model: SplitModel, cache: Path, sources: Sequence[Path] | None = No
                 f"{temporary.stat().st_size:,} bytes, not {model.size:,} with the pinned sha256; "
                 f"reinstall them: {model.install_hint})"
             )
-        for name in model.files:
-            shutil.copyfile(folders[0] / name, folder / name)  # type: ignore[operator]
+        for name in model.files:  # each replaced whole: a concurrent reader never sees half
+            copy = folder / f".{name}.{temporary.name}"
+            shutil.copyfile(folders[0] / name, copy)  # type: ignore[operator]
+            copy.replace(folder / name)
         temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)

@@ -220,3 +220,11 @@ def test_check_reports_other_languages_without_the_multilingual_model(tmp_path: 
     problems = engine_problems(loaded, cjk_font=lambda: None, multilingual_installed=lambda: False)
     assert len(problems) == 1
     assert "rule 'de' captions in de, which needs the Whisper base model: it is not installed" in problems[0].message
+
+
+def test_korean_keeps_its_spaces_in_full_width_lines() -> None:
+    words = [Word(0.0, 0.4, "안녕하세요"), Word(0.5, 0.9, "여러분"), Word(1.0, 1.4, "반갑습니다.")]
+    assert segment(words, max_chars=16, norms=languages.KOREAN)[0].text == "안녕하세요 여러분 반갑습니다."
+    assert caption_layout(1920, 1080, languages.norms("ko"))[1] == 16
+    chinese = [Word(0.0, 0.2, "你好"), Word(0.2, 0.4, "世界"), Word(0.4, 0.6, "Python")]
+    assert segment(chinese, max_chars=16, norms=languages.CHINESE)[0].text == "你好世界 Python"
