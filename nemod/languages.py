@@ -96,6 +96,16 @@ def caption_language(asked: str, heard: str) -> str:
     return heard if asked == AUTO else asked
 
 
+#: A detected language this probable makes captions in another language worth a warning.
+PLAINLY = 0.8
+
+
+def plainly_other(language: str, detected: str, probability: float) -> bool:
+    """True when speech detected as ``detected`` with ``probability`` is plainly not in the
+    caption ``language`` (``zh-Hant`` is Chinese; ``auto`` never is)."""
+    return language != AUTO and whisper_code(language) != detected and probability >= PLAINLY
+
+
 def chinese_script(language: str) -> str | None:
     """The OpenCC conversion captions in ``language`` get: ``t2s`` (Simplified) for Chinese,
     ``s2t`` for ``zh-Hant``, None for other languages."""

@@ -33,7 +33,7 @@ from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_caption
 from nemod.engine.transcribe import Transcriber
 from nemod.engine.vad import audio_regions, first_speech, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
-from nemod.languages import ENGLISH, caption_language, chinese_script, has_cjk, whisper_code
+from nemod.languages import ENGLISH, caption_language, chinese_script, has_cjk, plainly_other, whisper_code
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
 
@@ -42,8 +42,6 @@ StepProgress = Callable[[str, float], None]
 _PROBES_REMEMBERED = 16
 #: Seconds of speech language detection listens to (Whisper's own window).
 DETECTION_SECONDS = 30.0
-#: A detected language this probable makes a rule's other language worth a warning.
-PLAINLY = 0.8
 
 
 def _quiet(step: str, fraction: float) -> None:
@@ -181,7 +179,7 @@ class LocalEngine:
         if not regions:
             return Analysis(speech=found.speech if wants_speech else None, words=(),
                             notes=(*notes, f"no speech found in {source.name}: the captions are empty"),
-                            evidence=found.evidence)
+                            evidence=found.evidence, language={"asked": language, "detected": None})
         heard: dict[str, Any] = {"asked": language}
         if language is not None:
             started = time.monotonic()
@@ -189,7 +187,7 @@ class LocalEngine:
             timings["detect_language"] = time.monotonic() - started
             heard.update(detected=detected, probability=round(probability, 3))
             used = caption_language(language, detected)
-            if whisper_code(used) != detected and probability >= PLAINLY:
+            if plainly_other(used, detected, probability):
                 notes = (*notes, f"the rule asks for {used} captions but the speech in {source.name} "
                                  f"sounds like {detected} (probability {probability:.2f})")
         else:

@@ -228,3 +228,10 @@ def test_korean_keeps_its_spaces_in_full_width_lines() -> None:
     assert caption_layout(1920, 1080, languages.norms("ko"))[1] == 16
     chinese = [Word(0.0, 0.2, "你好"), Word(0.2, 0.4, "世界"), Word(0.4, 0.6, "Python")]
     assert segment(chinese, max_chars=16, norms=languages.CHINESE)[0].text == "你好世界 Python"
+
+
+def test_only_a_plainly_other_language_is_worth_a_warning() -> None:
+    assert languages.plainly_other("en", "de", 0.99)
+    assert not languages.plainly_other("en", "de", 0.5)  # not sure enough
+    assert not languages.plainly_other("zh-Hant", "zh", 0.99)
+    assert not languages.plainly_other("auto", "de", 0.99)
