@@ -117,7 +117,7 @@ def test_a_german_talk_gets_german_captions_with_language_auto(tmp_path: Path) -
 
 
 def test_a_rule_saying_english_on_german_speech_records_a_warning(tmp_path: Path) -> None:
-    clip = _clip(speech_file(), tmp_path / "talk.mp4", GERMAN_FROM, GERMAN_SECONDS)
+    clip = _clip(speech_file(), tmp_path / "talk.mp4", GERMAN_FROM, 7.0)
     _, log = _process(tmp_path, clip, '{name: en, edit: "add captions sidecar only", language: en}')
     assert log["language"]["asked"] == "en" and log["language"]["detected"] == "de"
     assert log["language"]["model"] == "tiny.en"
