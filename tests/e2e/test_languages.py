@@ -43,13 +43,20 @@ def _clip(audio: Path, path: Path, start: float = 0.0, seconds: float | None = N
     return path
 
 
-def _process(tmp_path: Path, clip: Path, rule: str) -> tuple[Path, dict[str, Any]]:
-    """Run ``nemod process`` on ``clip`` with the one ``rule`` (YAML mapping text); return the
-    output folder and the job log."""
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state folder for the module's configs, so Whisper base is assembled once, not
+    once per test (145 MB each)."""
+    return tmp_path_factory.mktemp("state")
+
+
+def _process(tmp_path: Path, clip: Path, rule: str, state: Path) -> tuple[Path, dict[str, Any]]:
+    """Run ``nemod process`` on ``clip`` with the one ``rule`` (YAML mapping text) and
+    ``state`` as its state folder; return the output folder and the job log."""
     (tmp_path / "inbox").mkdir(exist_ok=True)
-    (tmp_path / "nemod.yaml").write_text(textwrap.dedent("""\
-        state_dir: ./state
-        engine: {preset: ultrafast}
+    (tmp_path / "nemod.yaml").write_text(textwrap.dedent(f"""\
+        state_dir: {state}
+        engine: {{preset: ultrafast}}
         watch:
           - path: ./inbox
             output: ./outbox
@@ -83,9 +90,9 @@ def _character_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
-def test_a_chinese_talk_under_a_chinese_rule_gets_simplified_chinese_captions(tmp_path: Path) -> None:
+def test_a_chinese_talk_under_a_chinese_rule_gets_simplified_chinese_captions(tmp_path: Path, state_dir: Path) -> None:
     clip = _clip(MANDARIN, tmp_path / "讲座.mp4")
-    out, log = _process(tmp_path, clip, '{name: zh, edit: "加字幕"}')
+    out, log = _process(tmp_path, clip, '{name: zh, edit: "加字幕"}', state_dir)
     assert {path.name for path in out.iterdir()} >= {"讲座.mp4", "讲座.srt", "讲座.vtt", "讲座.log.json"}
     assert log["language"]["asked"] == "auto" and log["language"]["detected"] == "zh"
     assert log["language"]["probability"] > 0.5 and log["language"]["model"] == "base"
@@ -98,36 +105,36 @@ def test_a_chinese_talk_under_a_chinese_rule_gets_simplified_chinese_captions(tm
     assert all(len(line) <= 16 for cue in parse_srt((out / "讲座.srt").read_text(encoding="utf-8")) for line in cue.lines)
 
 
-def test_traditional_chinese_is_written_when_the_rule_asks(tmp_path: Path) -> None:
+def test_traditional_chinese_is_written_when_the_rule_asks(tmp_path: Path, state_dir: Path) -> None:
     clip = _clip(MANDARIN, tmp_path / "talk.mp4")
-    _, log = _process(tmp_path, clip, '{name: zh, edit: "add captions sidecar only", language: zh-Hant}')
+    _, log = _process(tmp_path, clip, '{name: zh, edit: "add captions sidecar only", language: zh-Hant}', state_dir)
     text = _caption_text(tmp_path / "out", "talk")
     assert log["language"]["language"] == "zh-Hant" and log["language"]["detected"] == "zh"
     assert _cjk_share(text) >= 0.9, text
     assert convert_text(text, "s2t") == text and convert_text(text, "t2s") != text, text
 
 
-def test_a_german_talk_gets_german_captions_with_language_auto(tmp_path: Path) -> None:
+def test_a_german_talk_gets_german_captions_with_language_auto(tmp_path: Path, state_dir: Path) -> None:
     clip = _clip(speech_file(), tmp_path / "vortrag.mp4", GERMAN_FROM, GERMAN_SECONDS)
-    out, log = _process(tmp_path, clip, '{name: de, edit: "trim the pauses, add captions", language: auto}')
+    out, log = _process(tmp_path, clip, '{name: de, edit: "trim the pauses, add captions", language: auto}', state_dir)
     assert log["language"]["detected"] == "de" and log["language"]["language"] == "de"
     words = {word.strip(".,;:").lower() for word in _caption_text(out, "vortrag").split()}
     assert len(words & GERMAN_WORDS) >= 3, words
     assert not any("sounds like" in note for note in log["draft"]["m"].get("notes", []))
 
 
-def test_a_rule_saying_english_on_german_speech_records_a_warning(tmp_path: Path) -> None:
+def test_a_rule_saying_english_on_german_speech_records_a_warning(tmp_path: Path, state_dir: Path) -> None:
     clip = _clip(speech_file(), tmp_path / "talk.mp4", GERMAN_FROM, 7.0)
-    _, log = _process(tmp_path, clip, '{name: en, edit: "add captions sidecar only", language: en}')
+    _, log = _process(tmp_path, clip, '{name: en, edit: "add captions sidecar only", language: en}', state_dir)
     assert log["language"]["asked"] == "en" and log["language"]["detected"] == "de"
     assert log["language"]["model"] == "tiny.en"
     notes = log["draft"]["m"]["notes"]
     assert any("asks for en captions but the speech in talk.mp4 sounds like de" in note for note in notes), notes
 
 
-def test_spanish_speech_is_detected_as_spanish(tmp_path: Path) -> None:
+def test_spanish_speech_is_detected_as_spanish(tmp_path: Path, state_dir: Path) -> None:
     clip = _clip(SPANISH, tmp_path / "quijote.mp4")
-    out, log = _process(tmp_path, clip, '{name: any, edit: "add captions sidecar only in the language spoken"}')
+    out, log = _process(tmp_path, clip, '{name: any, edit: "add captions sidecar only in the language spoken"}', state_dir)
     assert log["language"]["detected"] == "es" and log["language"]["language"] == "es"
     assert log["language"]["probability"] > 0.5 and _caption_text(out, "quijote").strip()
 
@@ -147,11 +154,11 @@ def test_check_passes_on_this_machine_for_other_languages(tmp_path: Path, langua
     assert result.returncode == 0, result.stderr
 
 
-def test_a_recording_that_changes_language_is_still_trimmed_and_captioned(tmp_path: Path) -> None:
+def test_a_recording_that_changes_language_is_still_trimmed_and_captioned(tmp_path: Path, state_dir: Path) -> None:
     # The end of the English reading, then the German one: one language per file (the
     # first 30 s of speech decide it); pause trimming and captions keep working.
     clip = _clip(speech_file(), tmp_path / "mixed.mp4", 21.0, 15.0)
-    out, log = _process(tmp_path, clip, '{name: mix, edit: "trim the pauses, add captions", language: auto}')
+    out, log = _process(tmp_path, clip, '{name: mix, edit: "trim the pauses, add captions", language: auto}', state_dir)
     assert log["language"]["detected"] in {"en", "de"}
     assert len(parse_srt((out / "mixed.srt").read_text(encoding="utf-8"))) >= 2
     assert log["draft"]["t"][0]["m"]["pauses_cut"] >= 1

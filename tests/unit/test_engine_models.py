@@ -6,6 +6,7 @@ Whisper base model once (≈145 MB, about a second)."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,4 @@ def test_the_pinned_base_model_assembles_to_the_pinned_file(tmp_path: Path) -> N
     assert folder.parent == tmp_path and folder.name == "whisper-base-d01c3014881c"
     assert (folder / "model.bin").stat().st_size == 145_217_532
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.txt"]
+    shutil.rmtree(folder)  # 145 MB: not kept among pytest's last runs
