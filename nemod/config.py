@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
 import yaml
 
-from nemod.edits import EditParseError, Music, Plan, parse_edit, plan_from_operations
+from nemod import languages
+from nemod.edits import Captions, EditParseError, Music, Plan, parse_edit, plan_from_operations
 from nemod.errors import ConfigError, Problem
 from nemod.schedule import check as check_schedule
 
@@ -62,6 +63,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "edit": {"type": "string", "minLength": 1},
         "operations": {"type": "array", "items": {"type": "object", "required": ["op"]}},
         "output": {"type": "string", "minLength": 1},
+        "language": {"type": "string", "minLength": 1},
         "min_credits": {"type": "integer", "minimum": 0},
         "schedule": {"type": "string"},
         "on_success": {"enum": ["leave", "delete", "move"]},
@@ -171,6 +173,14 @@ class Rule:
     #: stretches over the source's loudness, captions, title, music).
     picture: str = "none"
     source: str = ""
+    #: The caption language (:func:`nemod.languages.canonical`) from ``language:`` or the
+    #: edit's words; None when the rule does not say.
+    language: str | None = None
+
+    @property
+    def session_language(self) -> str:
+        """The ``language`` a cloud session is created with: the rule's, else ``en``."""
+        return self.language or languages.ENGLISH
 
     @property
     def instruction(self) -> str:
@@ -225,6 +235,9 @@ class EngineSettings:
     preset: str = "veryfast"
     crf: int = 23
     font: str | None = None
+    #: Where a split model (``base``) is reassembled: ``state_dir/models`` from a config
+    #: file; None: the user cache (``nemod.engine.models.user_cache``).
+    model_cache: Path | None = None
     #: Folder that relative paths in edits (background music) are resolved against: the
     #: config file's folder (None: the current directory).
     base_dir: Path | None = None
@@ -482,6 +495,11 @@ def _build_rule(
             key = "operations" if raw.get("operations") else "edit"
             document.problem((*path, key), str(exc), prefix)
             ok = False
+    language, language_ok = _rule_language(raw, document, path, prefix, plan)
+    ok = ok and language_ok
+    captions: Captions | None = plan.find(Captions)
+    if captions is not None and captions.language != language:
+        plan = Plan(tuple(replace(op, language=language) if op is captions else op for op in plan.operations))
     music = plan.find(Music)
     if music is not None and files_base is not None:
         music_file = resolve_path(files_base, music.path)
@@ -503,7 +521,34 @@ def _build_rule(
         on_failure=raw.get("on_failure"),
         picture=raw.get("picture", Rule.picture),
         source=f"{document.display}:{document.line(path) or 1}",
+        language=language,
     )
+
+
+def _rule_language(
+    raw: Mapping[str, Any], document: _Document, path: tuple[Any, ...], prefix: tuple[Any, ...], plan: Plan,
+) -> tuple[str | None, bool]:
+    """(the rule's caption language, whether it is sound): ``language:`` or the language the
+    edit names; a rule whose edit is written in Chinese and names none gets ``auto`` (its
+    speech is as likely Chinese as anything else). Records a problem for an unknown code or
+    a ``language:`` that contradicts the edit."""
+    said: str | None = None
+    if raw.get("language") is not None:
+        try:
+            said = languages.canonical(str(raw["language"]))
+        except ValueError as exc:
+            document.problem((*path, "language"), str(exc), prefix)
+            return None, False
+    captions: Captions | None = plan.find(Captions)
+    named = captions.language if captions is not None else languages.named_in(raw.get("edit") or "")
+    if said is not None and named is not None and said != named:
+        document.problem(
+            (*path, "language"), f"language: {said} contradicts the edit, which asks for {named} captions", prefix
+        )
+        return None, False
+    if said is None and named is None and languages.written_in_chinese(raw.get("edit") or ""):
+        return languages.AUTO, True
+    return said or named, True
 
 
 _TEMPLATE_FIELDS = frozenset({"stem", "rule", "date", "ext", "time"})
@@ -682,7 +727,8 @@ def load(
         settle_seconds=settle, state_dir=resolve_path(base, data.get("state_dir", DEFAULT_STATE_DIR)),
         cloud=_settings(CloudSettings, cloud_raw, api_url=(
             cloud_raw.get("api_url") or os.environ.get("NEMO_API_URL") or DEFAULT_API_URL)),
-        engine=_settings(EngineSettings, engine_raw, base_dir=base, font=(
+        engine=_settings(EngineSettings, engine_raw, base_dir=base,
+                         model_cache=resolve_path(base, data.get("state_dir", DEFAULT_STATE_DIR)) / "models", font=(
             str(resolve_path(base, engine_raw["font"])) if engine_raw.get("font") else None)),
         notify=_settings(NotifySettings, data.get("notify", {})),
     )

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from nemod import languages
 from nemod.errors import NemodError
 
 
@@ -79,9 +80,12 @@ class Speed:
 @dataclass(frozen=True)
 class Captions:
     """Captions from speech: always ``.srt``/``.vtt`` sidecars; burned into the picture when
-    ``burn``."""
+    ``burn``. ``language`` is the caption language (:func:`nemod.languages.canonical`: a
+    Whisper code, ``zh-Hant`` or ``auto`` to detect it per file); None when the rule does not
+    say, which the engine takes as English."""
 
     burn: bool = True
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,13 @@ def _validate(operation: Operation) -> None:
             raise bad(f"fit {operation.fit!r} is not crop or pad")
     elif isinstance(operation, Fade) and (operation.fade_in < 0 or operation.fade_out < 0):
         raise bad("fade lengths must be ≥ 0 seconds")
+    elif isinstance(operation, Captions) and operation.language is not None:
+        try:
+            known = languages.canonical(operation.language)
+        except ValueError as exc:
+            raise bad(str(exc)) from exc
+        if known != operation.language:
+            raise bad(f"caption language {operation.language!r} should be written {known!r}")
 
 
 def _assemble(operations: Sequence[Operation]) -> Plan:
@@ -300,7 +311,8 @@ def _captions(match: re.Match[str]) -> list[Operation]:
         r"separate|外挂|不烧录|不要烧录",
         text,
     )
-    return [Captions(burn=not sidecar)]
+    named = re.search(languages.NAME_PATTERN, text)
+    return [Captions(burn=not sidecar, language=languages.NAMES[named.group(0)] if named else None)]
 
 
 _EXPORT_WORDS = (
@@ -311,7 +323,8 @@ _EXPORT_WORDS = (
     r"导出|输出|转成|做成|竖屏|竖版|横屏|横版|方形|正方形|模糊|背景|留白|视频|为|成"
 )
 _CAPTION_WORDS = (
-    r"\b(?:add|burn(?:ed|t)?|in|generate|with|english|auto|automatic|captions?|subtitles?|subs|sidecars?|"
+    rf"{languages.NAME_PATTERN}|"
+    r"\b(?:add|burn(?:ed|t)?|in|generate|with|auto|automatic|captions?|subtitles?|subs|sidecars?|"
     r"srt|vtt|files?|only|as|not|don't|do|without|burning|separate|the|and|some|show|on|into|video|"
     r"picture)\b|字幕|添加|加上?|生成|外挂|不烧录|不要烧录|烧录|自动"
 )
@@ -552,6 +565,11 @@ def _coerce(kind: type, options: dict[str, Any]) -> dict[str, Any]:
         result["volume"] = float(result["volume"].rstrip("% ")) / 100
     if kind is Music and isinstance(result.get("volume"), (int, float)) and result["volume"] > 2:
         result["volume"] = result["volume"] / 100
+    if kind is Captions and isinstance(result.get("language"), str):
+        try:
+            result["language"] = languages.canonical(result["language"])
+        except ValueError as exc:
+            raise EditParseError(f"operation 'captions': {exc}") from exc
     if kind is Export and isinstance(result.get("height"), str):
         height = result["height"].lower()
         result["height"] = _RESOLUTIONS.get(height) or int(height.rstrip("p"))

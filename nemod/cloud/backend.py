@@ -235,7 +235,7 @@ class CloudBackend:
         if sid is None:
             context.checkpoint("session")
             ledger.record("session", None)
-            session = self.client.create_session()
+            session = self.client.create_session(language=request.rule.session_language)
             sid = session.session_id
             ledger.record("session", sid)
             self.log.info("cloud_session_created", job=request.job_id, session=sid)

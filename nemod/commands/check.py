@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from nemod.commands import add_config_option, load_config
+from nemod.engine.preflight import engine_problems
+from nemod.errors import ConfigError
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -16,8 +18,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when valid; ConfigError (exit 2, all problems listed) otherwise."""
+    """Exit 0 when valid; ConfigError (exit 2, all problems listed) otherwise — including what
+    only this machine lacks for the rules (the multilingual model, a CJK font)."""
     config = load_config(args)
+    problems = engine_problems(config)
+    if problems:
+        raise ConfigError(problems)
     print(
         f"{config.path}: OK ({len(config.rules)} rules, {len(config.watches)} watched folders, "
         f"backend {config.backend})"

@@ -8,6 +8,11 @@ Reading rules (the usual broadcast/streaming guidelines): at most two lines of
 ``max_chars`` characters (42 on a landscape frame, fewer on a narrow one), 1–7 s
 on screen, at most 20 characters per second, and a break preferably at a phrase
 boundary (sentence end, comma, a pause in speech, a cut) rather than mid-phrase.
+Scripts written without spaces (Chinese, Japanese) follow their own
+:class:`nemod.languages.ReadingNorms`: lines are counted in characters (16 for
+Chinese on a landscape frame, 12 on a vertical one) and held for 9 characters a
+second; in every script no line starts with closing punctuation (，。」…) or ends
+with opening punctuation (「《（…).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nemod.languages import SPACED, ReadingNorms, is_unspaced
+
 MAX_LINES = 2
-MAX_CHARS = 42
+MAX_CHARS = SPACED.max_chars
 MIN_SECONDS = 1.0
 MAX_SECONDS = 7.0
-MAX_CPS = 20.0
+MAX_CPS = SPACED.max_cps
 #: A silence this long between two words is a phrase boundary.
 PAUSE_BREAK = 0.5
 #: Smallest gap kept between two cues so players never show both.
@@ -89,20 +96,12 @@ def _join(words: Sequence[Word]) -> str:
         token = word.text.strip()
         if not text:
             text = token
-        elif _is_cjk(token[:1]) and _is_cjk(text[-1:]):
+        elif is_unspaced(token[:1]) and is_unspaced(text[-1:]):
             text += token
         else:
             text += " " + token
     return text
 
-
-def _is_cjk(char: str) -> bool:
-    return bool(char) and ("\u3000" <= char <= "\u9fff" or "\uac00" <= char <= "\ud7af")
-
-
-def has_cjk(text: str) -> bool:
-    """True when ``text`` has Chinese, Japanese or Korean characters."""
-    return any(_is_cjk(char) for char in text)
 
 
 def _boundary_score(words: Sequence[Word], index: int) -> float:
@@ -122,16 +121,45 @@ def _boundary_score(words: Sequence[Word], index: int) -> float:
     return score
 
 
+#: Punctuation a line may not start with (it closes what came before) …
+CLOSING = frozenset("，。、；：！？）》」』】〕〉”’…,.;:!?)]}%·・ー～")
+#: … and punctuation a line may not end with (it opens what comes after).
+OPENING = frozenset("（《「『【〔〈“‘([{")
+
+
+def attach_punctuation(words: Sequence[Word]) -> list[Word]:
+    """``words`` with closing punctuation that starts a word (or is a word of its own, as
+    Whisper writes Chinese punctuation) moved onto the end of the previous word, so no cue
+    or line can start with it."""
+    result: list[Word] = []
+    for word in words:
+        text = word.text.strip()
+        lead = len(text) - len(text.lstrip("".join(CLOSING)))
+        if result and lead:
+            previous = result[-1]
+            result[-1] = Word(previous.start, max(previous.end, word.end if lead == len(text) else previous.end),
+                              previous.text + text[:lead], previous.joined)
+            text = text[lead:]
+        if text:
+            result.append(Word(word.start, word.end, text, word.joined))
+    return result
+
+
+def _breakable(first: str, second: str) -> bool:
+    """True when a line may end with ``first`` and the next start with ``second``."""
+    return bool(first) and bool(second) and first[-1] not in OPENING and second[0] not in CLOSING
+
+
 def split_lines(text_words: Sequence[Word], max_chars: int = MAX_CHARS) -> tuple[str, ...]:
     """Break a cue's words into at most two balanced lines of ``max_chars``, preferring a
-    phrase boundary near the middle."""
+    phrase boundary near the middle (never before closing or after opening punctuation)."""
     whole = _join(text_words)
     if len(whole) <= max_chars or len(text_words) < 2:
         return (whole,)
     best: tuple[float, int] | None = None
     for index in range(len(text_words) - 1):
         first, second = _join(text_words[: index + 1]), _join(text_words[index + 1:])
-        if len(first) > max_chars or len(second) > max_chars:
+        if len(first) > max_chars or len(second) > max_chars or not _breakable(first, second):
             continue
         balance = abs(len(first) - len(second)) / max(1, len(whole))
         score = _boundary_score(text_words, index) - 4 * balance
@@ -156,16 +184,20 @@ def _fits(words: Sequence[Word], max_chars: int) -> bool:
     )
 
 
-def segment(words: Sequence[Word], max_chars: int = MAX_CHARS, end: float | None = None) -> list[Cue]:
-    """Group ``words`` (output time, in order) into reading cues.
+def segment(
+    words: Sequence[Word], max_chars: int = MAX_CHARS, end: float | None = None, norms: ReadingNorms = SPACED,
+) -> list[Cue]:
+    """Group ``words`` (output time, in order) into reading cues; ``norms`` gives the reading
+    speed (characters a second) of the language; ``max_chars`` is counted in characters.
 
     A cue closes after a sentence end, a pause or a cut, and at a comma once it is mostly
     full. When the next word would not fit in two lines (or would make the cue longer than
     :data:`MAX_SECONDS`), the cue is split at its best phrase boundary instead of mid-phrase.
     Cues shorter than :data:`MIN_SECONDS` are merged into a neighbour when the result still
-    fits; each cue is then held long enough for :data:`MAX_CPS` (and at least
+    fits; each cue is then held long enough for ``norms.max_cps`` (and at least
     :data:`MIN_SECONDS`) where the next cue, or ``end``, leaves room.
     """
+    words = attach_punctuation(words)
     groups: list[list[int]] = []
     current: list[int] = []
     for index, word in enumerate(words):
@@ -195,7 +227,7 @@ def segment(words: Sequence[Word], max_chars: int = MAX_CHARS, end: float | None
             limit = word_groups[index + 1][0].start - CUE_GAP
         else:
             limit = end if end is not None else stop + MAX_SECONDS
-        wanted = max(stop, start + MIN_SECONDS, start + len(text) / MAX_CPS)
+        wanted = max(stop, start + MIN_SECONDS, start + len(text) / norms.max_cps)
         stop = max(stop, min(wanted, limit, start + MAX_SECONDS))
         cues.append(Cue(round(start, 3), round(stop, 3), split_lines(group, max_chars)))
     return cues
@@ -312,15 +344,20 @@ class TitleText:
     size: float = 0.08
 
 
-def caption_layout(width: int, height: int) -> tuple[int, int]:
-    """(font size in pixels, characters per line) for captions on a ``width``×``height`` frame.
+def caption_layout(width: int, height: int, norms: ReadingNorms = SPACED) -> tuple[int, int]:
+    """(font size in pixels, characters per line) for captions on a ``width``×``height`` frame
+    in a language with ``norms``.
 
     The font scales with the short side; on a narrow (vertical) frame the line length drops
     below 42 so two lines still fit in 90 % of the width at a size readable on a phone.
+    Full-width (CJK) characters are a whole em wide: their lines are ``norms.max_chars`` (16
+    for Chinese) where 70 % of the width holds them, fewer on a vertical frame (12).
     """
     size = round(min(width, height) * (0.055 if width < height else 0.06))
+    if norms.full_width:
+        return size, max(8, min(norms.max_chars, int(0.7 * width / size)))
     average_char = 0.6 * size  # DejaVu Sans Bold, mixed case
-    return size, max(16, min(MAX_CHARS, int(0.9 * width / average_char)))
+    return size, max(16, min(norms.max_chars, int(0.9 * width / average_char)))
 
 
 def _ass_escape(text: str) -> str:

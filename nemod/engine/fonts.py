@@ -71,6 +71,32 @@ def family_name(path: Path) -> str:
 CJK_HINTS = ("notosanscjk", "notosanssc", "sourcehansans", "wqy", "droidsansfallback", "pingfang", "msyh", "simhei")
 
 
+def _installed(search: tuple[str, ...]) -> dict[str, Path]:
+    """Font files under the ``search`` folders: file name → first path found."""
+    found: dict[str, Path] = {}
+    for folder in search:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            if path.suffix.lower() in (".ttf", ".otf", ".ttc"):
+                found.setdefault(path.name, path)
+    return found
+
+
+def _cjk(found: dict[str, Path]) -> Font | None:
+    for hint in CJK_HINTS:
+        for name in sorted(found):
+            if hint in name.lower().replace("-", "").replace("_", ""):
+                return Font(found[name], family_name(found[name]))
+    return None
+
+
+def find_cjk_font(search: tuple[str, ...] = FONT_DIRS) -> Font | None:
+    """A system font with Chinese/Japanese/Korean glyphs (:data:`CJK_HINTS`), or None."""
+    return _cjk(_installed(search))
+
+
 def find_font(setting: str | None = None, search: tuple[str, ...] = FONT_DIRS, *, cjk: bool = False) -> Font:
     """The font to burn text with: ``setting`` (file or folder) or a system sans font; with
     ``cjk``, a system font with CJK glyphs when one is installed.
@@ -85,19 +111,9 @@ def find_font(setting: str | None = None, search: tuple[str, ...] = FONT_DIRS, *
         if candidates:
             return Font(candidates[0], family_name(candidates[0]))
         raise PermanentJobError(f"engine.font {setting!r} is not a font file or a folder with fonts.")
-    found: dict[str, Path] = {}
-    for folder in search:
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            continue
-        for path in root.rglob("*"):
-            if path.suffix.lower() in (".ttf", ".otf", ".ttc"):
-                found.setdefault(path.name, path)
-    if cjk:
-        for hint in CJK_HINTS:
-            for name in sorted(found):
-                if hint in name.lower().replace("-", "").replace("_", ""):
-                    return Font(found[name], family_name(found[name]))
+    found = _installed(search)
+    if cjk and (font := _cjk(found)) is not None:
+        return font
     for name in PREFERRED:
         if name in found:
             return Font(found[name], family_name(found[name]))

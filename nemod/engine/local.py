@@ -24,14 +24,17 @@ from nemod.draft import AUDIO, TEXT, Draft, summarize
 from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
 from nemod.engine.captions import Word
+from nemod.engine.chinese import convert_words
 from nemod.engine.fonts import find_font
 from nemod.engine.loudness import loudness
+from nemod.engine.models import MULTILINGUAL_MODEL, is_english_only
 from nemod.engine.pauses import DEFAULT_SENSITIVITY, SENSITIVITIES
 from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
 from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_captions, source_window
 from nemod.engine.transcribe import Transcriber
-from nemod.engine.vad import audio_regions, speech_in_file, transcription_regions
+from nemod.engine.vad import audio_regions, first_speech, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
+from nemod.languages import ENGLISH, caption_language, chinese_script, has_cjk, plainly_other, whisper_code
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
 from nemod.picture import edit_picture
@@ -39,6 +42,8 @@ from nemod.picture import edit_picture
 StepProgress = Callable[[str, float], None]
 #: How many probe results a LocalEngine remembers (a few jobs' sources).
 _PROBES_REMEMBERED = 16
+#: Seconds of speech language detection listens to (Whisper's own window).
+DETECTION_SECONDS = 30.0
 
 
 def _quiet(step: str, fraction: float) -> None:
@@ -84,7 +89,14 @@ class LocalEngine:
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
-        self.transcriber = Transcriber(settings.whisper_model, settings.threads)
+        #: The model for English captions (``engine.whisper_model``).
+        self.transcriber = Transcriber(settings.whisper_model, settings.threads, settings.model_cache)
+        # Other languages and detection need a multilingual model: whisper_model when it is
+        # one, else the shipped ``base`` (loaded only when a rule asks for it).
+        self.multilingual = (
+            Transcriber(MULTILINGUAL_MODEL, settings.threads, settings.model_cache)
+            if is_english_only(settings.whisper_model) else self.transcriber
+        )
         # Planning and rendering one job both need the source's streams: remember the last
         # few probes (keyed by path, inode, size and mtime, so a changed file is probed
         # again). Each probe also costs PyAV ~250 bytes that are never freed.
@@ -118,12 +130,14 @@ class LocalEngine:
         analysis = Analysis()
         trim: TrimPauses | None = plan.find(TrimPauses)
         wants_speech = trim is not None
-        wants_words = plan.find(Captions) is not None
+        captions: Captions | None = plan.find(Captions)
+        wants_words = captions is not None
         if (wants_speech or wants_words) and not media.has_audio:
             analysis = Analysis(notes=(f"{source.name} has no sound: nothing to trim or caption",))
         elif wants_speech or wants_words:
             analysis = self._analyse(source, source_window(plan, media.duration), wants_speech, wants_words,
-                                     trim.sensitivity if trim else DEFAULT_SENSITIVITY, timings, progress, cancel)
+                                     trim.sensitivity if trim else DEFAULT_SENSITIVITY, timings, progress, cancel,
+                                     language=captions.language if captions else None)
         progress("analyse", 1.0)
         try:
             draft = build_draft(plan, media, analysis)
@@ -143,11 +157,14 @@ class LocalEngine:
         timings: dict[str, float],
         progress: StepProgress,
         cancel: threading.Event | None,
+        *,
+        language: str | None = None,
     ) -> Analysis:
         """Speech ranges (always searched: captions transcribe only the speech) and, when
-        ``wants_words``, the words of the speech inside ``window``; ``sensitivity`` names the
-        pause trim's setting. The sound is decoded in chunks, so memory stays flat however
-        long the recording is."""
+        ``wants_words``, the words of the speech inside ``window`` in the caption ``language``
+        (None: English, unchecked; ``auto``: detected); ``sensitivity`` names the pause trim's
+        setting. The sound is decoded in chunks, so memory stays flat however long the
+        recording is."""
         started = time.monotonic()
         try:
             found = speech_in_file(source, window=window, sensitivity=SENSITIVITIES[sensitivity])
@@ -164,13 +181,41 @@ class LocalEngine:
         if not regions:
             return Analysis(speech=found.speech if wants_speech else None, words=(),
                             notes=(*notes, f"no speech found in {source.name}: the captions are empty"),
-                            evidence=found.evidence)
+                            evidence=found.evidence, language={"asked": language, "detected": None})
+        heard: dict[str, Any] = {"asked": language}
+        if language is not None:
+            started = time.monotonic()
+            detected, probability = self._detect(source, first_speech(found.speech, window, DETECTION_SECONDS))
+            timings["detect_language"] = time.monotonic() - started
+            heard.update(detected=detected, probability=round(probability, 3))
+            used = caption_language(language, detected)
+            if plainly_other(used, detected, probability):
+                notes = (*notes, f"the rule asks for {used} captions but the speech in {source.name} "
+                                 f"sounds like {detected} (probability {probability:.2f})")
+        else:
+            used = ENGLISH
+        transcriber = self.transcriber if used == ENGLISH else self.multilingual
+        heard.update(language=used, model=transcriber.setting)
         started = time.monotonic()
-        words = tuple(self._words(source, regions, progress, cancel))
+        words = self._words(source, regions, progress, cancel, transcriber=transcriber, language=whisper_code(used))
         timings["transcribe"] = time.monotonic() - started
         _check(cancel)
-        return Analysis(speech=found.speech if wants_speech else None, words=words, notes=notes,
-                        evidence=found.evidence)
+        conversion = chinese_script(used)
+        if conversion is not None:
+            words = convert_words(words, conversion)
+        return Analysis(speech=found.speech if wants_speech else None, words=tuple(words), notes=notes,
+                        evidence=found.evidence, language=heard)
+
+    def _detect(self, source: Path, ranges: list[tuple[float, float]]) -> tuple[str, float]:
+        """(Whisper language code, probability) of the speech in ``ranges`` of ``source``."""
+        import numpy as np
+
+        try:
+            with closing(audio_regions(source, ranges)) as decoded:
+                samples = np.concatenate([part for _, part in decoded] or [np.zeros(0, np.float32)])
+        except Exception as exc:
+            raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
+        return self.multilingual.detect(samples)
 
     def _words(
         self,
@@ -178,8 +223,13 @@ class LocalEngine:
         regions: list[tuple[float, float]],
         progress: StepProgress,
         cancel: threading.Event | None,
+        *,
+        transcriber: Transcriber | None = None,
+        language: str | None = None,
     ) -> list[Word]:
-        """Timed words (source seconds) of ``regions``, each decoded and transcribed alone."""
+        """Timed words (source seconds) of ``regions``, each decoded and transcribed alone by
+        ``transcriber`` (default: the English one) in ``language`` (a Whisper code)."""
+        transcriber = transcriber or self.transcriber
         total = max(sum(end - start for start, end in regions), 1e-6)
         done = 0.0
         words: list[Word] = []
@@ -192,7 +242,8 @@ class LocalEngine:
                         progress("transcribe", min(1.0, (done + fraction * length) / total))
 
                     words += [Word(word.start + start, word.end + start, word.text)
-                              for word in self.transcriber.words(samples, on_progress=report, cancel=cancel)]
+                              for word in transcriber.words(samples, language=language,
+                                                            on_progress=report, cancel=cancel)]
                     done += end - start
         except (PermanentJobError, MediaError):
             raise
@@ -242,7 +293,7 @@ class LocalEngine:
         if not cues and not titles:
             return None, None
         texts = [line for cue in cues for line in cue.lines] + [title.text for title in titles]
-        font = find_font(self.settings.font, cjk=any(caption_text.has_cjk(text) for text in texts))
+        font = find_font(self.settings.font, cjk=any(has_cjk(text) for text in texts))
         path = work_dir / f"{stem}.overlay.ass"
         path.write_text(caption_text.ass_text(width, height, font.family, cues, titles), encoding="utf-8")
         return path, font.folder
@@ -299,6 +350,8 @@ class LocalEngine:
             "ffmpeg_command": list(result.argv),
             "ffmpeg_version": ffmpeg.ffmpeg_version(),
         }
+        if draft.get("m", {}).get("language"):
+            details["language"] = draft["m"]["language"]
         return RenderResult(video=output, captions=captions, details=details)
 
     def write_picture(self, draft: Draft, source: Path, target: Path) -> Path:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from nemod import languages
 from nemod.draft import AUDIO, TEXT, VIDEO, Draft
 from nemod.edits import (
     Captions,
@@ -62,6 +63,9 @@ class Analysis:
     words: tuple[Word, ...] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     evidence: Evidence | None = None
+    #: The caption language: ``asked`` (the rule's, None: English unchecked), ``detected`` and
+    #: its ``probability`` (when asked), the ``language`` written and the ``model`` used.
+    language: dict[str, Any] | None = None
 
 
 def output_size(export: Export, width: int, height: int) -> tuple[int, int]:
@@ -193,12 +197,16 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
         })
     wanted: Captions | None = plan.find(Captions)
     if wanted is not None:
+        written = (analysis.language or {}).get("language") or wanted.language
         cues = _cues(onset_fitted(analysis.words or (), analysis.evidence), [(s["s"] / 1000, s["e"] / 1000) for s in segments],
-                     factor, canvas_w, canvas_h, duration / 1000)
+                     factor, canvas_w, canvas_h, duration / 1000, written)
         tracks.append({
             "tt": TEXT, "sg": [{"text": cue.text, "s": _ms(cue.start), "e": _ms(cue.end)} for cue in cues],
-            "d": duration, "m": {"kind": "captions", "name": "Captions", "burn": wanted.burn},
+            "d": duration, "m": {"kind": "captions", "name": "Captions", "burn": wanted.burn,
+                                 "language": written or languages.ENGLISH},
         })
+        if analysis.language is not None:
+            meta["language"] = dict(analysis.language)
     fade: Fade | None = plan.find(Fade)
     normalize: Normalize | None = plan.find(Normalize)
     meta["fade"] = {"in": fade.fade_in if fade else 0.0, "out": fade.fade_out if fade else 0.0}
@@ -246,13 +254,16 @@ def spoken_duration(seconds: float) -> str:
 
 def _cues(
     words: Sequence[Word], kept: Sequence[tuple[float, float]], speed: float, width: int, height: int,
-    end: float,
+    end: float, language: str | None = None,
 ) -> list[caption_rules.Cue]:
-    _, max_chars = caption_rules.caption_layout(width, height)
-    if any(caption_rules.has_cjk(word.text) for word in words):
-        max_chars = max(8, int(max_chars * 0.55))  # CJK glyphs are about a full em wide
+    """Cues for ``words`` in ``language`` (None: judged from the text) on a ``width``×``height``
+    frame, after the cuts and speed change."""
+    if language is None and any(languages.has_cjk(word.text) for word in words):
+        language = "zh"
+    norms = languages.norms(language)
+    _, max_chars = caption_rules.caption_layout(width, height, norms)
     timed = caption_rules.retime(words, kept, speed)
-    return caption_rules.segment(timed, max_chars=max_chars, end=end)
+    return caption_rules.segment(timed, max_chars=max_chars, end=end, norms=norms)
 
 
 def draft_cues(draft: Draft) -> list[caption_rules.Cue]:

@@ -295,3 +295,19 @@ def kept_ranges(
         kept[-1][1] = hi
     cuts = len(kept) - 1 + (kept[0][0] > lo) + (kept[-1][1] < hi)
     return [(a, b) for a, b in kept], cuts
+
+
+def first_speech(speech: Sequence[Range], window: Range, seconds: float = 30.0) -> list[Range]:
+    """The first ``seconds`` of ``speech`` inside ``window`` (source seconds), as ranges: what
+    language detection listens to, so leading silence or music never decides it."""
+    taken: list[Range] = []
+    left = seconds
+    for speech_start, speech_end in speech:
+        start, end = max(speech_start, window[0]), min(speech_end, window[1])
+        if end <= start:
+            continue
+        taken.append((start, min(end, start + left)))
+        left -= taken[-1][1] - start
+        if left <= 1e-6:
+            break
+    return taken

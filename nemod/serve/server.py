@@ -340,8 +340,8 @@ class _Handler(_Connection):
         self._ok({"claim_token": "clm_" + secrets.token_hex(12), "task_id": session.task_id})
 
     def _new_session(self, info: TokenInfo) -> None:
-        self._json_body()
-        session = self.service.create_session(info.account)
+        body = self._json_body()
+        session = self.service.create_session(info.account, str(body.get("language") or ""))
         self._ok({"session_id": session.session_id, "task_id": session.task_id})
 
     def _balance(self, info: TokenInfo) -> None:

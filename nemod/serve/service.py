@@ -21,13 +21,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nemod import languages
 from nemod.config import ACCEPTED_EXTENSIONS, CLOUD_MAX_BYTES, VIDEO_EXTENSIONS
 from nemod.draft import summarize
-from nemod.edits import EditParseError, parse_edit
+from nemod.edits import Captions, EditParseError, Plan, parse_edit
 from nemod.engine.local import LocalEngine
 from nemod.errors import NemodError
 from nemod.serve.faults import Faults
@@ -130,6 +131,9 @@ class ServerSession:
     renders_started: int = 0
     busy: threading.Lock = field(default_factory=threading.Lock)
     render_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The caption language the session was created with (``nemod.languages.canonical``);
+    #: None: English, unchecked.
+    language: str | None = None
 
 
 def safe_file_name(name: str) -> str:
@@ -236,12 +240,19 @@ class Service:
 
     # --- sessions ------------------------------------------------------------------------
 
-    def create_session(self, account: Account) -> ServerSession:
-        """A new session with its own folder."""
+    def create_session(self, account: Account, language: str = "") -> ServerSession:
+        """A new session with its own folder; ``language`` (the request's, as the NemoVideo
+        API takes it: a code or ``auto``) is what its captions are written in when an
+        instruction names none. Empty, ``en`` or unknown: English."""
         session_id = uuid.uuid4().hex
         folder = self.sessions_dir / session_id
         (folder / "media").mkdir(parents=True)
-        session = ServerSession(session_id, "task_" + uuid.uuid4().hex[:16], account, folder)
+        try:
+            caption_language: str | None = languages.canonical(language) if language else None
+        except ValueError:
+            caption_language = None
+        session = ServerSession(session_id, "task_" + uuid.uuid4().hex[:16], account, folder,
+                                language=None if caption_language == languages.ENGLISH else caption_language)
         with self._lock:
             self._sessions[session_id] = session
             self.instruction_counts[session_id] = 0
@@ -347,6 +358,10 @@ class Service:
         except EditParseError as exc:
             edit.answer = f"I can't do that here: {exc}. Nothing was changed."
             return False
+        captions: Captions | None = plan.find(Captions)
+        if captions is not None and captions.language is None and session.language is not None:
+            plan = Plan(tuple(replace(op, language=session.language) if op is captions else op
+                              for op in plan.operations))
         videos = [
             path
             for name, path in session.media.items()

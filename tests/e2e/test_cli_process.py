@@ -51,7 +51,7 @@ def test_check_prints_every_problem_one_per_line_and_exits_2(project: Path) -> N
     # the schema problem and the missing folder, both at once
     assert sorted(result.stderr.splitlines()) == [
         f"nemod.yaml:3 watch[0].path: folder not found: {project / 'missing'}",
-        "nemod.yaml:8 rules[0].edti: unknown key 'edti' (expected one of: edit, match, min_credits, "
+        "nemod.yaml:8 rules[0].edti: unknown key 'edti' (expected one of: edit, language, match, min_credits, "
         "name, on_failure, on_success, operations, output, picture, schedule)",
     ]
     assert "Traceback" not in result.stderr

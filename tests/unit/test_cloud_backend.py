@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -94,3 +95,37 @@ def test_render_ids_are_fresh_even_within_one_millisecond(tmp_path: Path) -> Non
     finally:
         backend.close()
     assert ids == ["render_1234567", "render_1234568", "render_1234569"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "sent"),
+    [
+        (Rule(name="r", edit="export", language="de"), "de"),
+        (Rule(name="r", edit="加字幕", language="auto"), "auto"),
+        (Rule(name="r", edit="add captions"), "en"),
+    ],
+)
+def test_the_session_is_created_in_the_rules_language(tmp_path: Path, rule: Rule, sent: str) -> None:
+    bodies: list[dict[str, object]] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/auth/anonymous-token":
+            return httpx.Response(200, json={"code": 0, "data": {"token": "nmv_usr_t"}})
+        if request.url.path == "/api/credits/balance/simple":
+            return httpx.Response(200, json={"code": 0, "data": {"available": 500, "frozen": 0, "total": 500}})
+        if request.url.path == "/api/tasks/me/with-session/nemo_agent":
+            bodies.append(json.loads(request.content))
+        return httpx.Response(200, json={"code": 4001, "message": "stop here"})
+
+    backend = CloudBackend(
+        CloudSettings(api_url="https://api.test"), tmp_path, env={},
+        transport=httpx.MockTransport(api), sleep=lambda seconds: None, job_policy=POLICY,
+    )
+    source = tmp_path / "a.mp4"
+    source.write_bytes(b"x")
+    try:
+        with pytest.raises(PermanentJobError):
+            backend.process(JobRequest("j", source, rule, tmp_path / "work"), JobContext())
+    finally:
+        backend.close()
+    assert bodies == [{"task_name": "project", "language": sent}]

@@ -293,7 +293,7 @@ def test_every_default_comes_from_its_dataclass(folders: Path) -> None:
             edit: "export 720p"
         """)
     loaded = config.load(path)
-    assert loaded.engine == config.EngineSettings(base_dir=folders.resolve())
+    assert loaded.engine == config.EngineSettings(base_dir=folders.resolve(), model_cache=loaded.state_dir / "models")
     assert loaded.notify == config.NotifySettings()
     cloud = config.CloudSettings()
     assert (loaded.cloud.min_credits, loaded.cloud.poll_seconds, loaded.cloud.max_polls) == (

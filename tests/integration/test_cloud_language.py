@@ -1,0 +1,52 @@
+"""The session language over loopback HTTP: the cloud client creates its session in the
+rule's language and ``nemod serve`` captions in it (real server, real engine, Whisper base,
+real Mandarin speech: FunASR test data, MIT, see tests/corpus/sources/ATTRIBUTION.md)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tqdm import tqdm
+
+from nemod.backends.base import JobRequest
+from nemod.config import Rule
+from nemod.languages import has_cjk
+from nemod.media import ffmpeg
+from nemod.serve.server import NemoServer
+from nemod.serve.testing import assert_no_threads, make_backend, make_server, run_job
+
+MANDARIN = Path(__file__).parents[1] / "corpus" / "sources" / "babble_zh.wav"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NemoServer]:
+    before = set(threading.enumerate())
+    started = make_server(tmp_path / "serve")
+    yield started
+    started.stop()
+    # faster-whisper's (disabled) progress bar starts tqdm's shared monitor thread, which
+    # would only notice after 10 s that no bar is left: stop it, then check ours are gone.
+    if tqdm.monitor is not None:
+        tqdm.monitor.exit()
+    assert_no_threads(before)
+
+
+def test_a_chinese_rule_gets_chinese_captions_through_the_api(server: NemoServer, tmp_path: Path) -> None:
+    clip = tmp_path / "talk.mp4"
+    ffmpeg.run(["-y", "-f", "lavfi", "-i", "color=c=0x203040:s=320x240:r=25", "-i", str(MANDARIN), "-shortest",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)])
+    backend = make_backend(server, tmp_path / "state")
+    try:
+        result = run_job(backend, JobRequest("j", clip, Rule(name="zh", edit="加字幕", language="auto"),
+                                             tmp_path / "work"))
+    finally:
+        backend.close()
+    session = next(iter(server.service._sessions.values()))
+    assert session.language == "auto"
+    assert result.draft["m"]["language"]["detected"] == "zh"
+    captions = next(track for track in result.draft["t"] if track.get("m", {}).get("kind") == "captions")
+    text = "".join(segment["text"] for segment in captions["sg"])
+    assert sum(map(has_cjk, text)) >= 0.9 * len(text.replace("\n", "")), text
