@@ -40,6 +40,17 @@ def no_thread_leaks() -> Iterator[None]:
     assert not left, f"threads left running after the test: {sorted(t.name for t in left)}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point ``$XDG_CACHE_HOME`` (where a config-less engine reassembles the Whisper base
+    model) at a folder of the test session, for this process and the commands it starts:
+    the suite never writes to the user's own cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-second 320×240 test clip with sound (H.264/AAC MP4)."""

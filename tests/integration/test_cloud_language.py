@@ -4,34 +4,17 @@ real Mandarin speech: FunASR test data, MIT, see tests/corpus/sources/ATTRIBUTIO
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from tqdm import tqdm
+from support.serve import make_backend, run_job
 
 from nemod.backends.base import JobRequest
 from nemod.config import Rule
 from nemod.languages import has_cjk
 from nemod.media import ffmpeg
 from nemod.serve.server import NemoServer
-from nemod.serve.testing import assert_no_threads, make_backend, make_server, run_job
 
 MANDARIN = Path(__file__).parents[1] / "corpus" / "sources" / "babble_zh.wav"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NemoServer]:
-    before = set(threading.enumerate())
-    started = make_server(tmp_path / "serve")
-    yield started
-    started.stop()
-    # faster-whisper's (disabled) progress bar starts tqdm's shared monitor thread, which
-    # would only notice after 10 s that no bar is left: stop it, then check ours are gone.
-    if tqdm.monitor is not None:
-        tqdm.monitor.exit()
-    assert_no_threads(before)
 
 
 def test_a_chinese_rule_gets_chinese_captions_through_the_api(server: NemoServer, tmp_path: Path) -> None:
