@@ -7,7 +7,8 @@ writes the texts into the job's scratch folder and the pipeline publishes them).
 - ``V1`` the source's kept ranges end to end (the same frames nemod renders), one clip per
   kept range; ``A1`` the same ranges of the source's sound (sound follows picture);
 - ``A2`` the background music, looped to the cut's length, with its volume;
-- ``V2`` the title and ``V3`` the captions as text-generator clips;
+- ``V2`` the title and ``V3`` the captions as text-generator clips (in FCPXML a Basic Title
+  and ``caption`` elements; Kdenlive and EDL cannot hold them: a note, and the ``.srt``);
 - a red marker at each cut (on the timeline; on the clip after the cut where a format
   keeps markers on clips only).
 
@@ -310,15 +311,12 @@ def notes_for(draft: Draft, formats: Sequence[str], timeline: otio.schema.Timeli
         notes.append(f"timeline ({label}): the music is at a constant volume; ducking under speech is not in the timeline")
     texts = [track.name for track in _text_tracks(timeline)]
     for name in formats:
-        if name in ("kdenlive", "fcpxml", "edl") and texts:
+        if name in ("kdenlive", "edl") and texts:
             what = " and ".join("the title" if t == "V2" else "the captions" for t in texts)
             notes.append(f"timeline ({name}): {what} cannot be written as text clips; "
                          + ("import the .srt for the captions" if "V3" in texts else "add the title in the editor"))
         if name == "edl" and music is not None:
             notes.append("timeline (edl): an EDL holds the source's picture and sound only; the music is not in it")
-        if name == "fcpxml" and music is not None:
-            volume = float(music.get("m", {}).get("volume", 1.0))
-            notes.append(f"timeline (fcpxml): the music's volume ({round(volume * 100)}%) is not written; set it in the editor")
     if _track(draft, TEXT, "captions") is not None:
         notes.append("timeline: the captions are also in the .srt beside the timeline")
     return notes
@@ -376,9 +374,87 @@ def _kdenlive_project(text: str, width: int, height: int, frames: int) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _fcpxml_formats(text: str, width: int, height: int) -> str:
+#: Final Cut Pro's built-in Basic Title (the generator FCPXML titles refer to).
+_BASIC_TITLE = (".../Titles.localized/Bumper:Opener.localized/Basic Title.localized/"
+                "Basic Title.moti")
+
+
+def _seconds_text(frames: int, fps: float) -> str:
+    """``frames`` at ``fps`` as an FCPXML time (``0s``, ``3s``, ``1001/30000s``)."""
+    value = Fraction(frames) / Fraction(fps).limit_denominator(1001)
+    if value == 0:
+        return "0s"
+    return f"{value.numerator}s" if value.denominator == 1 else f"{value.numerator}/{value.denominator}s"
+
+
+def _frames_of(value: str | None, fps: float) -> int:
+    if not value or value == "0s":
+        return 0
+    return round(Fraction(value.rstrip("s")) * Fraction(fps).limit_denominator(1001))
+
+
+def _fcpxml_texts(root: ET.Element, timeline: otio.schema.Timeline, fps: float) -> None:
+    """Anchor the title (a Basic Title) and the captions (``caption`` elements, iTT role) to
+    the spine clips they start over; the adapter writes neither."""
+    tracks = {track.name: track for track in _text_tracks(timeline)}
+    spine = root.find("./project/sequence/spine")
+    resources = root.find("resources")
+    if not tracks or spine is None or resources is None:
+        return
+    parents = [(clip, _frames_of(clip.get("offset"), fps), _frames_of(clip.get("start"), fps),
+                _frames_of(clip.get("duration"), fps)) for clip in spine.findall("clip")]
+    title_id = ""
+    if "V2" in tracks:
+        title_id = f"r{len(resources) + 1}"
+        ET.SubElement(resources, "effect", {"id": title_id, "name": "Basic Title", "uid": _BASIC_TITLE})
+    styles = 0
+    for name in ("V2", "V3"):
+        if name not in tracks:
+            continue
+        for clip in tracks[name].find_clips():
+            placed = clip.trimmed_range_in_parent()
+            start, length = round(placed.start_time.value), round(placed.duration.value)
+            parent = next(((element, offset, begin) for element, offset, begin, count in parents
+                           if offset <= start < offset + count), None)
+            if parent is None:
+                continue
+            element, offset, begin = parent
+            styles += 1
+            attributes = {"name": clip.name, "lane": "1" if name == "V2" else "2",
+                          "offset": _seconds_text(begin + start - offset, fps), "duration": _seconds_text(length, fps)}
+            if name == "V2":
+                item = ET.Element("title", {"ref": title_id, **attributes})
+            else:
+                item = ET.Element("caption", {**attributes, "role": "iTT?captionFormat=ITT.en"})
+            text = ET.SubElement(item, "text", {} if name == "V2" else {"placement": "bottom"})
+            style = ET.SubElement(text, "text-style", {"ref": f"ts{styles}"})
+            style.text = str(clip.media_reference.parameters["text"])
+            definition = ET.SubElement(item, "text-style-def", {"id": f"ts{styles}"})
+            ET.SubElement(definition, "text-style", {"font": "Helvetica", "fontColor": "1 1 1 1",
+                                                     "alignment": "center"})
+            markers = [index for index, child in enumerate(element) if child.tag == "marker"]
+            element.insert(markers[0] if markers else len(element), item)  # anchored items precede markers
+
+
+def _fcpxml_volume(root: ET.Element, timeline: otio.schema.Timeline) -> None:
+    """Give the music clips their volume (``adjust-volume``, the first of a clip's audio
+    parameters); the adapter writes none."""
+    music = [clip for track in timeline.tracks if track.name == "A2" for clip in track.find_clips()]
+    if not music:
+        return
+    level = _volume_db(float(music[0].metadata["nemod"]["volume"]))
+    assets = {asset.get("id") for asset in root.iter("asset") if asset.get("src") == music[0].media_reference.target_url}
+    for clip in root.iter("clip"):
+        audio = clip.find("./gap/audio")
+        if audio is not None and audio.get("ref") in assets:
+            clip.insert(0, ET.Element("adjust-volume", {"amount": f"{level:g}dB"}))
+
+
+def _fcpxml_formats(text: str, width: int, height: int, timeline: otio.schema.Timeline | None = None,
+                    fps: float = 0.0) -> str:
     """Give the formats the source's frame size (the adapter asks ffprobe, which nemod does
-    not ship) and drop empty names."""
+    not ship), drop empty names and duplicate asset-clips, and add the title and captions of
+    ``timeline``."""
     head, _, body = text.partition("<fcpxml")
     root = ET.fromstring("<fcpxml" + body)  # noqa: S314 - text the adapter just wrote
     seen: set[tuple[tuple[str, str], ...]] = set()
@@ -393,6 +469,9 @@ def _fcpxml_formats(text: str, width: int, height: int) -> str:
         if width and height:
             element.set("width", str(width))
             element.set("height", str(height))
+    if timeline is not None:
+        _fcpxml_texts(root, timeline, fps)
+        _fcpxml_volume(root, timeline)
     ET.indent(root, space="    ")
     return head + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -431,7 +510,7 @@ def export(draft: Draft, source: MediaFile, name: str, formats: Sequence[str],
                                 for track in timeline.tracks):
             text = _edl_with_sound(text)
         if fmt == "fcpxml":
-            text = _fcpxml_formats(text, source.width, source.height)
+            text = _fcpxml_formats(text, source.width, source.height, timeline, fps)
         notes += [f"timeline ({fmt}): {line}" for line in said]
         texts[FORMATS[fmt].suffix] = text
     return Exported(texts, tuple(notes))

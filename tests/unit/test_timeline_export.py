@@ -168,8 +168,10 @@ def test_each_format_reads_back_with_the_drafts_source_frames(name: str) -> None
     if name == "edl":
         assert text.count("AA/V") == len(frames)  # sound follows picture
     # What the format cannot hold is said, not dropped silently.
-    if name in ("kdenlive", "fcpxml", "edl"):
+    if name in ("kdenlive", "edl"):
         assert any(note.startswith(f"timeline ({name}):") and "title" in note for note in exported.notes)
+    else:
+        assert not any(note.startswith(f"timeline ({name}):") and "title" in note for note in exported.notes)
 
 
 def test_otio_keeps_everything() -> None:
@@ -207,7 +209,8 @@ def test_fcpxml_structure() -> None:
     rules are checked here): root ``fcpxml`` with version 1.8, children in the order
     resources → event items; every format has a frameDuration; every ``ref`` is a resource id;
     every asset has a ``src``; clip offsets, starts and durations fall on frame boundaries."""
-    draft = _draft("trim the pauses, add BGM lofi.mp3 at 35%, export the timeline")
+    draft = _draft("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', "
+                   "export the timeline")
     text = export(draft, SOURCE, "talk", ["fcpxml"], MUSIC).texts[".fcpxml"]
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>')
     root = ET.fromstring(text.split("<!DOCTYPE fcpxml>", 1)[1])
@@ -221,9 +224,11 @@ def test_fcpxml_structure() -> None:
     assert frame == Fraction(1, 25) and (fmt.get("width"), fmt.get("height")) == ("640", "360")
     for asset in (element for element in resources.values() if element.tag == "asset"):
         assert asset.get("src") in (SOURCE.url, MUSIC.url) and asset.get("format") in resources
+    ids = [element.get("id") for element in root.iter() if element.get("id") is not None]
+    assert len(ids) == len(set(ids))  # IDs are unique and every IDREF names one
     for element in root.iter():
         if element.get("ref") is not None:
-            assert element.get("ref") in resources, element.attrib
+            assert element.get("ref") in (resources if element.tag != "text-style" else ids), element.attrib
         for key in ("offset", "start", "duration"):
             if element.get(key) is not None and element.tag != "asset":
                 assert (_time(element.get(key)) / frame).denominator == 1, (element.tag, key, element.get(key))
@@ -235,6 +240,33 @@ def test_fcpxml_structure() -> None:
     total = sum(count for _, count in source_frames(draft))
     assert _time(sequence.get("duration")) == total * frame
     assert sum(_time(clip.get("duration")) for clip in spine) == total * frame
+    # The title is a Basic Title, the captions are caption elements, both anchored to spine
+    # clips at their timeline time; the music has its volume.
+    (effect,) = [element for element in resources.values() if element.tag == "effect"]
+    assert effect.get("name") == "Basic Title" and effect.get("uid", "").endswith("Basic Title.moti")
+    (title,) = root.iter("title")
+    assert title.get("ref") == effect.get("id") and title.findtext("text/text-style") == "Urban Dreams"
+    assert _time(title.get("duration")) == 3
+    captions = list(root.iter("caption"))
+    cues = [seg for track in draft["t"] if track.get("m", {}).get("kind") == "captions" for seg in track["sg"]]
+    assert len(captions) == len(cues) > 0
+    for caption in captions:
+        assert caption.get("role", "").startswith("iTT") and caption.findtext("text/text-style")
+    timeline_starts = []
+    for clip in spine:
+        for anchored in clip:
+            if anchored.tag == "caption":
+                local = _time(anchored.get("offset")) - _time(clip.get("start") or "0s")
+                timeline_starts.append(round((_time(clip.get("offset")) + local) * 1000))
+    assert timeline_starts == [round(seg["s"] / 1000 * 25) * 40 for seg in cues]
+    style_ids = [element.get("id") for element in root.iter("text-style-def")]
+    assert len(style_ids) == len(set(style_ids))
+    volumes = [element.get("amount") for element in root.iter("adjust-volume")]
+    assert volumes and set(volumes) == {"-9.12dB"}
+    for clip in root.iter("clip"):  # anchored items come before markers
+        tags = [child.tag for child in clip]
+        if "marker" in tags:
+            assert all(tag == "marker" for tag in tags[tags.index("marker"):]), tags
 
 
 def test_fcp7_xml_structure() -> None:
