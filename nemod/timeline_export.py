@@ -115,18 +115,35 @@ def source_frames(draft: Draft) -> list[tuple[int, int]]:
     return out
 
 
-def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile | None = None) -> otio.schema.Timeline:
+#: The broadcast rates nemod's drafts round to three decimals, as the exact NTSC rates.
+_NTSC = {23.976: 24000 / 1001, 29.97: 30000 / 1001, 59.94: 60000 / 1001}
+
+
+def exact_rate(fps: float) -> float:
+    """The frame rate a timeline is timed at for a draft at ``fps``: the NTSC rate for
+    23.976, 29.97 and 59.94 (so timecode is right), else ``fps``."""
+    return next((rate for label, rate in _NTSC.items() if abs(fps - label) < 0.001), fps)
+
+
+def _true_rate(fps: float) -> Fraction:
+    return Fraction(exact_rate(fps)).limit_denominator(1001)
+
+
+def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile | None = None,
+                   rate: float | None = None) -> otio.schema.Timeline:
     """The OpenTimelineIO timeline of ``draft`` (the local engine's draft of ``source``),
     called ``name``; ``music`` is the background music file when the draft has a music track.
+    Frames are counted at the draft's rate and timed at ``rate`` (default :func:`exact_rate`).
 
     Raises :class:`ExportError` when the draft has no video to lay out.
     """
     fps = float(draft["m"]["fps"])
+    rate = rate or exact_rate(fps)
     ranges = source_frames(draft)
     if not ranges:
         raise ExportError("the timeline has no video to export.")
-    available = _range(0, max(1, round(source.duration * fps)), fps)
-    timeline = otio.schema.Timeline(name=name, global_start_time=otio.opentime.RationalTime(0, fps))
+    available = _range(0, max(1, round(source.duration * fps)), rate)
+    timeline = otio.schema.Timeline(name=name, global_start_time=otio.opentime.RationalTime(0, rate))
     timeline.metadata["nemod"] = {
         "canvas": draft["m"].get("canvas", {}), "fps": fps,
         "source": {"name": source.name, "width": source.width, "height": source.height},
@@ -139,7 +156,7 @@ def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile 
             track.append(otio.schema.Clip(
                 name=source.name,
                 media_reference=otio.schema.ExternalReference(target_url=source.url, available_range=available),
-                source_range=_range(start, count, fps),
+                source_range=_range(start, count, rate),
                 metadata={"nemod": {"cut": index, "track": track.name}},
             ))
     timeline.tracks.append(picture)
@@ -148,13 +165,13 @@ def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile 
     total = sum(count for _, count in ranges)
     music_track = _track(draft, AUDIO)
     if music_track is not None and music is not None:
-        timeline.tracks.append(_music(music_track, music, total, fps))
+        timeline.tracks.append(_music(music_track, music, total, fps, rate))
     title = _track(draft, TEXT, "title")
     if title is not None:
-        timeline.tracks.append(_text_track("V2", "title", title, total, fps))
+        timeline.tracks.append(_text_track("V2", "title", title, total, fps, rate))
     captions = _track(draft, TEXT, "captions")
     if captions is not None and captions.get("sg"):
-        timeline.tracks.append(_text_track("V3", "captions", captions, total, fps))
+        timeline.tracks.append(_text_track("V3", "captions", captions, total, fps, rate))
     position = 0
     previous_end: int | None = None
     for start, count in ranges:
@@ -162,7 +179,7 @@ def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile 
         if cut_from is not None:
             timeline.tracks.markers.append(otio.schema.Marker(
                 name=f"cut {clock(cut_from / fps)}–{clock(start / fps)} ({(start - cut_from) / fps:.1f} s)",
-                marked_range=_range(position, 1, fps), color=otio.schema.MarkerColor.RED,
+                marked_range=_range(position, 1, rate), color=otio.schema.MarkerColor.RED,
                 metadata={"nemod": {"source_start": cut_from, "source_end": start}},
             ))
         position += count
@@ -170,26 +187,27 @@ def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile 
     return timeline
 
 
-def _music(track: dict[str, Any], music: MediaFile, total: int, fps: float) -> otio.schema.Track:
+def _music(track: dict[str, Any], music: MediaFile, total: int, fps: float, rate: float) -> otio.schema.Track:
     """The music file looped over ``total`` frames (the renderer loops it the same way)."""
     volume = float(track.get("m", {}).get("volume", 1.0))
     out = otio.schema.Track(name="A2", kind=otio.schema.TrackKind.Audio)
     length = max(1, math.floor(music.duration * fps))
-    available = _range(0, length, fps)
+    available = _range(0, length, rate)
     placed = 0
     while placed < total:
         count = min(length, total - placed)
         out.append(otio.schema.Clip(
             name=music.name,
             media_reference=otio.schema.ExternalReference(target_url=music.url, available_range=available),
-            source_range=_range(0, count, fps),
+            source_range=_range(0, count, rate),
             metadata={"nemod": {"volume": volume, "duck": bool(track.get("m", {}).get("duck"))}},
         ))
         placed += count
     return out
 
 
-def _text_track(name: str, kind: str, track: dict[str, Any], total: int, fps: float) -> otio.schema.Track:
+def _text_track(name: str, kind: str, track: dict[str, Any], total: int, fps: float,
+                rate: float) -> otio.schema.Track:
     out = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video, metadata={"nemod": {"kind": kind}})
     position = 0
     meta = track.get("m", {})
@@ -198,7 +216,7 @@ def _text_track(name: str, kind: str, track: dict[str, Any], total: int, fps: fl
         if end <= start or start < position:
             continue
         if start > position:
-            out.append(otio.schema.Gap(source_range=_range(0, start - position, fps)))
+            out.append(otio.schema.Gap(source_range=_range(0, start - position, rate)))
         text = str(seg.get("text", ""))
         out.append(otio.schema.Clip(
             name=text.replace("\n", " "),
@@ -206,9 +224,9 @@ def _text_track(name: str, kind: str, track: dict[str, Any], total: int, fps: fl
                 name="Text", generator_kind="Text",
                 parameters={"text": text, "position": str(meta.get("position", "bottom")),
                             "size": float(meta.get("size", 0.0))},
-                available_range=_range(0, end - start, fps),
+                available_range=_range(0, end - start, rate),
             ),
-            source_range=_range(0, end - start, fps),
+            source_range=_range(0, end - start, rate),
         ))
         position = end
     return out
@@ -381,7 +399,7 @@ _BASIC_TITLE = (".../Titles.localized/Bumper:Opener.localized/Basic Title.locali
 
 def _seconds_text(frames: int, fps: float) -> str:
     """``frames`` at ``fps`` as an FCPXML time (``0s``, ``3s``, ``1001/30000s``)."""
-    value = Fraction(frames) / Fraction(fps).limit_denominator(1001)
+    value = Fraction(frames) / _true_rate(fps)
     if value == 0:
         return "0s"
     return f"{value.numerator}s" if value.denominator == 1 else f"{value.numerator}/{value.denominator}s"
@@ -390,7 +408,7 @@ def _seconds_text(frames: int, fps: float) -> str:
 def _frames_of(value: str | None, fps: float) -> int:
     if not value or value == "0s":
         return 0
-    return round(Fraction(value.rstrip("s")) * Fraction(fps).limit_denominator(1001))
+    return round(Fraction(value.rstrip("s")) * _true_rate(fps))
 
 
 def _fcpxml_texts(root: ET.Element, timeline: otio.schema.Timeline, fps: float) -> None:
@@ -451,7 +469,7 @@ def _fcpxml_volume(root: ET.Element, timeline: otio.schema.Timeline) -> None:
 
 
 def _fcpxml_formats(text: str, width: int, height: int, timeline: otio.schema.Timeline | None = None,
-                    fps: float = 0.0) -> str:
+                    fps: float = 0.0, label: float = 0.0) -> str:
     """Give the formats the source's frame size (the adapter asks ffprobe, which nemod does
     not ship), drop empty names and duplicate asset-clips, and add the title and captions of
     ``timeline``."""
@@ -469,6 +487,15 @@ def _fcpxml_formats(text: str, width: int, height: int, timeline: otio.schema.Ti
         if width and height:
             element.set("width", str(width))
             element.set("height", str(height))
+    if fps:
+        # The adapter times NTSC clips at 29.97 (not 30000/1001) frames a second: put every
+        # time back on the true frame boundaries of its frameDuration.
+        written = Fraction(label or fps).limit_denominator(1000)
+        for element in root.iter():
+            for key in ("offset", "start", "duration"):
+                value = element.get(key)
+                if value is not None and value != "0s":
+                    element.set(key, _seconds_text(round(Fraction(value.rstrip("s")) * written), fps))
     if timeline is not None:
         _fcpxml_texts(root, timeline, fps)
         _fcpxml_volume(root, timeline)
@@ -499,8 +526,12 @@ def export(draft: Draft, source: MediaFile, name: str, formats: Sequence[str],
     notes = notes_for(draft, formats, timeline)
     for fmt in formats:
         _check_rate(fmt, fps, source.name)
+        # The FCPXML adapter knows frame durations by rate labels (23.98, 29.97, 59.94): time its
+        # copy at the label and put the times back on exact frames afterwards.
+        label = (23.98 if abs(fps - 23.976) < 0.001 else fps) if fmt == "fcpxml" else None
+        laid_out = timeline if label is None else build_timeline(draft, source, name, music, label)
         try:
-            text, said = _write(_for_format(timeline, fmt), fmt)
+            text, said = _write(_for_format(laid_out, fmt), fmt)
         except (otio.exceptions.OTIOError, ValueError, KeyError, AttributeError, TypeError) as exc:
             raise ExportError(f"{FORMATS[fmt].label} cannot be written for {source.name}: {exc}.") from exc
         if fmt == "kdenlive":
@@ -510,7 +541,7 @@ def export(draft: Draft, source: MediaFile, name: str, formats: Sequence[str],
                                 for track in timeline.tracks):
             text = _edl_with_sound(text)
         if fmt == "fcpxml":
-            text = _fcpxml_formats(text, source.width, source.height, timeline, fps)
+            text = _fcpxml_formats(text, source.width, source.height, timeline, fps, label or fps)
         notes += [f"timeline ({fmt}): {line}" for line in said]
         texts[FORMATS[fmt].suffix] = text
     return Exported(texts, tuple(notes))

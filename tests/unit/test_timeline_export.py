@@ -24,7 +24,15 @@ from nemod.engine.captions import Word
 from nemod.engine.timeline import Analysis, build_draft
 from nemod.errors import ConfigError
 from nemod.media.probe import MediaInfo
-from nemod.timeline_export import FORMATS, ExportError, MediaFile, build_timeline, export, source_frames
+from nemod.timeline_export import (
+    FORMATS,
+    ExportError,
+    MediaFile,
+    build_timeline,
+    exact_rate,
+    export,
+    source_frames,
+)
 
 MEDIA = MediaInfo(Path("/srv/inbox/talk.mp4"), 20.0, 640, 360, 25.0, 0, 1, "h264", True)
 SOURCE = MediaFile("file:///Volumes/studio/inbox/talk.mp4", "talk.mp4", 20.0, True, 640, 360)
@@ -326,3 +334,30 @@ def test_kdenlive_project_has_the_sources_profile_and_length() -> None:
 def test_trim_plan_is_untouched_by_the_timeline_operation() -> None:
     plan = parse_edit("trim the pauses, export the timeline")
     assert plan.find(TrimPauses) == TrimPauses()
+
+
+@pytest.mark.parametrize("fps", [23.976, 29.97, 50.0, 59.94, 60.0])
+@pytest.mark.parametrize("name", TIMELINE_FORMATS)
+def test_broadcast_rates_read_back_frame_exact(name: str, fps: float) -> None:
+    media = MediaInfo(Path("/srv/inbox/talk.mp4"), 20.0, 640, 360, fps, 0, 1, "h264", True)
+    draft = _draft("trim the pauses, add captions, add title 'Hi', export the timeline", media)
+    assert draft["m"]["fps"] == fps
+    text = export(draft, SOURCE, "talk", [name]).texts[FORMATS[name].suffix]
+    options = {"rate": exact_rate(fps)} if name == "edl" else {}
+    if name != "fcpxml" or fps == round(fps):
+        # (the FCPXML adapter's reader truncates NTSC rates to whole frames a second, so
+        # NTSC FCPXML is read below from the XML itself)
+        back = otio.adapters.read_from_string(text, adapter_name=FORMATS[name].adapter, **options)
+        assert _clips(back, otio.schema.TrackKind.Video) == source_frames(draft)
+    if name == "fcpxml":
+        root = ET.fromstring(text.split("<!DOCTYPE fcpxml>", 1)[1])
+        (fmt,) = root.iter("format")
+        frame = _time(fmt.get("frameDuration"))
+        assert 1 / frame == Fraction(exact_rate(fps)).limit_denominator(1001)
+        spine = root.find("./project/sequence/spine")
+        assert [(int(_time(clip.get("start") or "0s") / frame), int(_time(clip.get("duration")) / frame))
+                for clip in spine] == source_frames(draft)
+        for element in root.find("project").iter():
+            for key in ("offset", "start", "duration"):
+                if element.get(key) is not None:
+                    assert (_time(element.get(key)) / frame).denominator == 1, (element.tag, key, element.get(key))
