@@ -492,10 +492,10 @@ def _fcpxml_formats(text: str, width: int, height: int, timeline: otio.schema.Ti
         # time back on the true frame boundaries of its frameDuration.
         written = Fraction(label or fps).limit_denominator(1000)
         for element in root.iter():
-            for key in ("offset", "start", "duration"):
-                value = element.get(key)
+            for attribute in ("offset", "start", "duration"):
+                value = element.get(attribute)
                 if value is not None and value != "0s":
-                    element.set(key, _seconds_text(round(Fraction(value.rstrip("s")) * written), fps))
+                    element.set(attribute, _seconds_text(round(Fraction(value.rstrip("s")) * written), fps))
     if timeline is not None:
         _fcpxml_texts(root, timeline, fps)
         _fcpxml_volume(root, timeline)
