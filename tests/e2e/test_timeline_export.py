@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -161,3 +162,38 @@ def test_a_source_the_format_cannot_reference_is_a_one_line_job_error(
     message = str(caught.value)
     assert message.startswith("CMX 3600 EDL cannot reference slides.mp4 at 12 fps") and "\n" not in message
     assert not (tmp_path / "out").exists() or not any(p.suffix == ".mp4" for p in (tmp_path / "out").iterdir())
+
+
+def _nemod(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nemod", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=240, check=False)
+
+
+def test_the_command_line_checks_explains_and_processes_a_timeline_rule(
+    studio: tuple[Config, Path], tmp_path: Path,
+) -> None:
+    _, source = studio
+    (tmp_path / "inbox").mkdir()
+    clip = tmp_path / "inbox" / "talk.mp4"
+    shutil.copyfile(source, clip)
+    config = tmp_path / "nemod.yaml"
+    config.write_text(textwrap.dedent("""\
+        watch:
+          - path: ./inbox
+            output: ./outbox
+            timeline_media: smb://nas/inbox
+        rules:
+          - name: r
+            edit: "trim the pauses, export the timeline for Avid"
+        """), encoding="utf-8")
+    bad = _nemod("check", "-c", "nemod.yaml", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "nemod.yaml:7 rules[0].edit: unknown timeline format 'avid'" in bad.stdout + bad.stderr
+    config.write_text(config.read_text(encoding="utf-8").replace("for Avid", "for Resolve only"), encoding="utf-8")
+    explained = _nemod("explain", "-c", "nemod.yaml", str(clip), cwd=tmp_path)
+    assert explained.returncode == 0, explained.stderr
+    assert "timeline for editors: talk.fcpxml (no MP4)" in explained.stdout
+    processed = _nemod("process", "-c", "nemod.yaml", str(clip), cwd=tmp_path)
+    assert processed.returncode == 0, processed.stderr
+    assert sorted(path.name for path in (tmp_path / "outbox").iterdir()) == ["talk.fcpxml", "talk.log.json"]
+    assert 'src="smb://nas/inbox/talk.mp4"' in (tmp_path / "outbox" / "talk.fcpxml").read_text(encoding="utf-8")

@@ -361,3 +361,8 @@ def test_broadcast_rates_read_back_frame_exact(name: str, fps: float) -> None:
             for key in ("offset", "start", "duration"):
                 if element.get(key) is not None:
                     assert (_time(element.get(key)) / frame).denominator == 1, (element.tag, key, element.get(key))
+
+
+def test_the_kdenlive_adapters_banner_stays_off_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    export(_draft("trim the pauses, export the timeline"), SOURCE, "talk", ["kdenlive"])
+    assert capsys.readouterr().out == ""
