@@ -70,7 +70,8 @@ assert tuple(FORMATS) == TIMELINE_FORMATS, "every format a rule may name has a w
 @dataclass(frozen=True)
 class MediaFile:
     """A file the timeline references: the ``url`` editors open it by, its ``name``, its
-    length in seconds, whether it has sound, and its picture size (0: no picture)."""
+    length in seconds, whether it has sound, its picture size (0: no picture) and its
+    average frame rate (0: unknown)."""
 
     url: str
     name: str
@@ -78,6 +79,7 @@ class MediaFile:
     has_audio: bool = True
     width: int = 0
     height: int = 0
+    fps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile 
     timeline = otio.schema.Timeline(name=name, global_start_time=otio.opentime.RationalTime(0, rate))
     timeline.metadata["nemod"] = {
         "canvas": draft["m"].get("canvas", {}), "fps": fps,
-        "source": {"name": source.name, "width": source.width, "height": source.height},
+        "source": {"name": source.name, "width": source.width, "height": source.height, "fps": source.fps},
     }
     video_meta = (_track(draft, VIDEO) or {}).get("m", {})
     picture = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
@@ -319,6 +321,12 @@ def notes_for(draft: Draft, formats: Sequence[str], timeline: otio.schema.Timeli
     ):
         notes.append(f"timeline ({label}): the reframe to {canvas['w']}x{canvas['h']} ({canvas.get('fit')}) is not "
                      f"in the timeline; it is at the source's {source['width']}x{source['height']}")
+    fps = float(meta.get("fps", 0) or 0)
+    source_fps = float(timeline.metadata["nemod"]["source"].get("fps", 0) or 0)
+    if source_fps and fps and abs(source_fps - fps) / fps > 0.005:
+        notes.append(f"timeline ({label}): the source averages {source_fps:g} fps (variable or unusual); the timeline "
+                     f"counts its frames at {fps:g} fps as nemod renders it, so an editor that conforms it "
+                     "differently may be off by a frame")
     fade = meta.get("fade", {})
     if fade.get("in") or fade.get("out"):
         notes.append(f"timeline ({label}): the fades are not in the timeline")

@@ -274,7 +274,7 @@ class LocalEngine:
         media = self._probe(source)
         reference = timeline_export.MediaFile(
             media_url or media_url_of(source, None, None), source.name, media.duration,
-            media.has_audio, media.width, media.height)
+            media.has_audio, media.width, media.height, media.fps)
         music: timeline_export.MediaFile | None = None
         for name, path in self._music(draft, {}).items():
             try:

@@ -366,3 +366,13 @@ def test_broadcast_rates_read_back_frame_exact(name: str, fps: float) -> None:
 def test_the_kdenlive_adapters_banner_stays_off_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     export(_draft("trim the pauses, export the timeline"), SOURCE, "talk", ["kdenlive"])
     assert capsys.readouterr().out == ""
+
+
+def test_a_variable_rate_source_is_noted() -> None:
+    phone = MediaInfo(Path("/srv/inbox/phone.mp4"), 20.0, 640, 360, 29.6, 0, 1, "h264", True)
+    draft = _draft("trim the pauses, export the timeline", phone)
+    assert draft["m"]["fps"] == 30.0
+    reference = MediaFile("file:///x/phone.mp4", "phone.mp4", 20.0, True, 640, 360, 29.6)
+    notes = export(draft, reference, "phone", ["otio"]).notes
+    assert any("averages 29.6 fps" in note for note in notes)
+    assert not any("averages" in note for note in export(_draft("export the timeline"), SOURCE, "t", ["otio"]).notes)
