@@ -227,8 +227,9 @@ def _merge(old: Operation, new: Operation) -> Operation:
     if type(old) is not type(new):  # pragma: no cover - callers group by type
         raise TypeError("cannot merge different operations")
     if isinstance(old, Timeline) and isinstance(new, Timeline):
-        # "for Premiere and Kdenlive": the formats add up; "only" anywhere means no MP4.
-        formats = tuple(dict.fromkeys((*old.formats, *new.formats)))
+        # "for Premiere and Kdenlive": the formats add up ("export the timeline" names none:
+        # all of them); "only" anywhere means no MP4.
+        formats = tuple(dict.fromkeys((*old.formats, *new.formats))) if old.formats and new.formats else ()
         return Timeline(formats=formats, render=old.render and new.render)
     defaults: Any = None if isinstance(new, (Title, Music)) else type(new)()
     changes = {}
@@ -280,6 +281,8 @@ def _validate(operation: Operation) -> None:
     elif isinstance(operation, Fade) and (operation.fade_in < 0 or operation.fade_out < 0):
         raise bad("fade lengths must be ≥ 0 seconds")
     elif isinstance(operation, Timeline):
+        if not isinstance(operation.render, bool):
+            raise bad(f"timeline render {operation.render!r} is not true or false")
         if not operation.formats:
             raise bad("a timeline export needs at least one format")
         for name in operation.formats:
@@ -501,9 +504,10 @@ def _timeline(match: re.Match[str]) -> list[Operation]:
     rest = text
     if named:
         rest = text[: named.start()] + " " + text[named.end(1):]
-        for name in re.split(r"\s*(?:/|\bor\b|\+)\s*", named.group(1)):
-            if name.strip():
-                formats.append(timeline_format(re.sub(r"^(?:an?|the)\s+", "", name.strip())))
+        for part in re.split(r"\s*(?:/|\bor\b|\+)\s*", named.group(1)):
+            if part.strip():
+                editor = re.sub(r"\s+(?:formats?|files?|projects?|timelines?|xml)$", "", part.strip())
+                formats.append(timeline_format(re.sub(r"^(?:an?|the)\s+", "", editor)))
     for found in re.finditer(rf"(?<![a-z0-9])({_EDITORS})(?![a-z0-9])", rest):
         formats.append(timeline_format(found.group(1)))
     rest = re.sub(rf"(?<![a-z0-9])(?:{_EDITORS})(?![a-z0-9])", " ", rest)

@@ -57,6 +57,8 @@ def _draft(edit: str, media: MediaInfo = MEDIA) -> dict[str, object]:
     ("trim the pauses, export the timeline only", TIMELINE_FORMATS, False),
     ("export the timeline for Kdenlive without the MP4", ("kdenlive",), False),
     ("export an OTIO timeline, export 720p", ("otio",), True),
+    ("export the timeline in Kdenlive format", ("kdenlive",), True),
+    ("export the timeline, Kdenlive too", TIMELINE_FORMATS, True),
 ])
 def test_plain_words_ask_for_timelines(edit: str, formats: tuple[str, ...], render: bool) -> None:
     plan = parse_edit(edit)
@@ -74,6 +76,10 @@ def test_operations_give_the_same_plan_and_name_unknown_formats() -> None:
         parse_edit("export the timeline for Avid")
     with pytest.raises(EditParseError, match="formats is a list"):
         plan_from_operations([{"op": "timeline", "formats": []}])
+    with pytest.raises(EditParseError, match="timeline render 'no' is not true or false"):
+        plan_from_operations([{"op": "timeline", "render": "no"}])
+    with pytest.raises(EditParseError, match="does not understand 'export the timeline sideways'"):
+        parse_edit("export the timeline sideways")
 
 
 def test_an_unknown_format_is_a_check_error_naming_it(tmp_path: Path) -> None:
