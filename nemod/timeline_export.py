@@ -1,6 +1,8 @@
 """Editor timelines: a draft → an OpenTimelineIO timeline → FCPXML, FCP 7 XML, Kdenlive,
-OTIO and CMX 3600 EDL text. Pure: no file is read or written here (the local backend
-writes the texts into the job's scratch folder and the pipeline publishes them).
+OTIO and CMX 3600 EDL text. No file is read or written here (the local backend writes the
+texts into the job's scratch folder and the pipeline publishes them); the one impurity is
+the FCPXML adapter's own: it asks ``ffprobe``, when one is installed, for the frame size of
+a media file that exists on this host, to name its format.
 
 :func:`build_timeline` lays the draft out on tracks, frame by frame at the draft's rate:
 
