@@ -515,6 +515,41 @@ def _fcpxml_formats(text: str, width: int, height: int, timeline: otio.schema.Ti
     return head + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def _xmeml_links(text: str) -> str:
+    """Link each picture clip to the sound clip of the same range (FCP 7 ``link``, which
+    the adapter does not write), so Premiere and Resolve move and trim them together, say
+    which of the source's sound tracks each sound clip plays (``sourcetrack``), and drop the
+    adapter's second ``rate`` of each clip."""
+    root = ET.fromstring(text)  # noqa: S314 - text the adapter just wrote
+    for item in [*root.iter("clipitem"), *root.iter("generatoritem")]:
+        for extra in item.findall("rate")[1:]:  # the adapter writes each clip's rate twice
+            item.remove(extra)
+    for sequence in root.iter("sequence"):
+        video = sequence.findall("./media/video/track")
+        audio = sequence.findall("./media/audio/track")
+        if not video or not audio:
+            continue
+        pictures = video[0].findall("clipitem")
+        sounds = audio[0].findall("clipitem")
+        for number, (picture, sound) in enumerate(zip(pictures, sounds, strict=False), start=1):
+            if picture.findtext("in") != sound.findtext("in") or picture.findtext("start") != sound.findtext("start"):
+                continue
+            source_track = ET.SubElement(sound, "sourcetrack")
+            ET.SubElement(source_track, "mediatype").text = "audio"
+            ET.SubElement(source_track, "trackindex").text = "1"
+            for item in (picture, sound):
+                for linked, kind in ((picture, "video"), (sound, "audio")):
+                    link = ET.SubElement(item, "link")
+                    ET.SubElement(link, "linkclipref").text = linked.get("id")
+                    ET.SubElement(link, "mediatype").text = kind
+                    ET.SubElement(link, "trackindex").text = "1"
+                    ET.SubElement(link, "clipindex").text = str(number)
+                    if kind == "audio":
+                        ET.SubElement(link, "groupindex").text = "1"
+    ET.indent(root, space="    ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE xmeml>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
 _EVENT = re.compile(r"^(\d{3,6}\s+\S+\s+)V(\s{5})(C|D|W\d+)", re.MULTILINE)
 
 
@@ -552,6 +587,8 @@ def export(draft: Draft, source: MediaFile, name: str, formats: Sequence[str],
         if fmt == "edl" and any(track.kind == otio.schema.TrackKind.Audio and track.name == "A1"
                                 for track in timeline.tracks):
             text = _edl_with_sound(text)
+        if fmt == "premiere":
+            text = _xmeml_links(text)
         if fmt == "fcpxml":
             text = _fcpxml_formats(text, source.width, source.height, timeline, fps, label or fps)
         notes += [f"timeline ({fmt}): {line}" for line in said]

@@ -315,6 +315,17 @@ def test_fcp7_xml_structure() -> None:
         else:
             assert file.get("id") in defined
     assert len(ids) == len(set(ids))
+    for item in [*sequence.iter("clipitem"), *sequence.iter("generatoritem")]:
+        assert len(item.findall("rate")) == 1, item.get("id")
+    # Sound follows picture: each picture clip is linked to the sound clip of the same range.
+    pictures, sounds = video[0].findall("clipitem"), audio[0].findall("clipitem")
+    assert len(pictures) == len(sounds) == len(source_frames(draft))
+    for picture, sound in zip(pictures, sounds, strict=True):
+        for tag in ("start", "end", "in", "out"):
+            assert picture.findtext(tag) == sound.findtext(tag)
+        for item in (picture, sound):
+            assert [link.findtext("linkclipref") for link in item.findall("link")] == [picture.get("id"), sound.get("id")]
+        assert sound.findtext("sourcetrack/mediatype") == "audio"
     (generator,) = sequence.iter("generatoritem")
     assert generator.findtext("effect/effecttype") == "generator"
     assert generator.findtext("effect/parameter/value") == "Urban Dreams"
