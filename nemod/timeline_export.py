@@ -386,6 +386,17 @@ def _kdenlive_project(text: str, width: int, height: int, frames: int) -> str:
     """The adapter always writes a 1920x1080 profile and an endless black background track:
     use the source's size, and end the background (so the project) with the cut."""
     root = ET.fromstring(text)  # noqa: S314 - text the adapter just wrote, not outside input
+    # MLT's DTD puts an element's properties before its entries and tracks, and knows no
+    # global_feed attribute (MLT reads every attribute as a property, so it becomes one).
+    for element in [*root.iter("playlist"), *root.iter("tractor")]:
+        feed = element.attrib.pop("global_feed", None)
+        if feed is not None:
+            ET.SubElement(element, "property", {"name": "global_feed"}).text = feed
+        children = list(element)
+        for child in children:
+            element.remove(child)
+        element.extend([child for child in children if child.tag == "property"]
+                       + [child for child in children if child.tag != "property"])
     for producer in root.iter("producer"):
         if producer.get("id") == "black_track":
             producer.set("in", "0")

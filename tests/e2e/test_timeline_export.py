@@ -4,6 +4,7 @@ frames nemod renders, and every file reads back with OpenTimelineIO at the draft
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -119,6 +120,24 @@ def test_melt_renders_the_kdenlive_project_to_the_frames_nemod_renders(
     info = probe(rendered)
     assert info.has_audio
     assert abs(info.duration - len(expected) / float(_draft(cut)["m"]["fps"])) <= 0.1  # type: ignore[index]
+
+
+#: MLT's own DTD, shipped by Debian's libmlt-data (installed with melt).
+MLT_DTD = Path("/usr/share/mlt-7/xml/mlt-xml.dtd")
+
+
+def test_the_kdenlive_project_is_valid_mlt_xml(cut: dict[str, Path]) -> None:
+    if not MLT_DTD.is_file():
+        pytest.skip(f"{MLT_DTD} is not installed (Debian's libmlt-data, installed with melt)")
+    from lxml import etree
+
+    # MLT 7.12's DTD declares one element without parentheses, which libxml2 rejects; that
+    # declaration is read as meant (a list of properties), the rest as shipped.
+    text = MLT_DTD.read_text(encoding="utf-8").split("?>", 1)[-1]
+    text = text.replace("<!ELEMENT properties property >", "<!ELEMENT properties (property)* >")
+    dtd = etree.DTD(io.StringIO(text))
+    document = etree.parse(str(cut[".kdenlive"]))
+    assert dtd.validate(document), dtd.error_log.filter_from_errors()
 
 
 def test_a_timeline_only_rule_publishes_no_mp4(studio: tuple[Config, Path], engine: LocalEngine) -> None:
