@@ -543,8 +543,11 @@ def _xmeml_links(text: str) -> str:
         pictures = video[0].findall("clipitem")
         sounds = audio[0].findall("clipitem")
         for number, (picture, sound) in enumerate(zip(pictures, sounds, strict=False), start=1):
-            if picture.findtext("in") != sound.findtext("in") or picture.findtext("start") != sound.findtext("start"):
-                continue
+            picture_file, sound_file = picture.find("file"), sound.find("file")
+            same_file = (picture_file is not None and sound_file is not None
+                         and picture_file.get("id") == sound_file.get("id"))
+            if not same_file or any(picture.findtext(tag) != sound.findtext(tag) for tag in ("in", "start")):
+                continue  # a muted cut: the first sound track is the music
             source_track = ET.SubElement(sound, "sourcetrack")
             ET.SubElement(source_track, "mediatype").text = "audio"
             ET.SubElement(source_track, "trackindex").text = "1"

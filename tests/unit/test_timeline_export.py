@@ -393,3 +393,11 @@ def test_a_variable_rate_source_is_noted() -> None:
     notes = export(draft, reference, "phone", ["otio"]).notes
     assert any("averages 29.6 fps" in note for note in notes)
     assert not any("averages" in note for note in export(_draft("export the timeline"), SOURCE, "t", ["otio"]).notes)
+
+
+def test_a_muted_cut_links_no_music_to_the_picture() -> None:
+    draft = _draft("trim the pauses, mute, add BGM lofi.mp3 at 35%, export the timeline")
+    root = ET.fromstring(export(draft, SOURCE, "talk", ["premiere"], MUSIC).texts[".xml"])
+    assert not list(root.iter("link"))
+    (music,) = root.findall(".//media/audio/track")
+    assert {item.findtext("name") for item in music.iter("clipitem")} == {"lofi.mp3"}
