@@ -383,8 +383,9 @@ def _aspect(width: int, height: int) -> tuple[int, int]:
 
 
 def _kdenlive_project(text: str, width: int, height: int, frames: int) -> str:
-    """The adapter always writes a 1920x1080 profile and an endless black background track:
-    use the source's size, and end the background (so the project) with the cut."""
+    """The adapter always writes a 1920x1080 profile, an endless black background track and
+    no audio mixing: use the source's size, end the background (so the project) with the
+    cut, and mix every track's sound as Kdenlive does."""
     root = ET.fromstring(text)  # noqa: S314 - text the adapter just wrote, not outside input
     # MLT's DTD puts an element's properties before its entries and tracks, and knows no
     # global_feed attribute (MLT reads every attribute as a property, so it becomes one).
@@ -397,6 +398,14 @@ def _kdenlive_project(text: str, width: int, height: int, frames: int) -> str:
             element.remove(child)
         element.extend([child for child in children if child.tag == "property"]
                        + [child for child in children if child.tag != "property"])
+    # Kdenlive mixes every track's sound onto the background with a "mix" transition in
+    # the main tractor; the adapter writes none, so only one track would be heard.
+    main = root.findall("tractor")[-1]
+    for index, _track in enumerate(main.findall("track")[1:], start=1):
+        mix = ET.SubElement(main, "transition", {"id": f"mix{index}"})
+        for key, value in (("a_track", "0"), ("b_track", str(index)), ("mlt_service", "mix"), ("kdenlive_id", "mix"),
+                           ("internal_added", "237"), ("always_active", "1"), ("accepts_blanks", "1"), ("sum", "1")):
+            ET.SubElement(mix, "property", {"name": key}).text = value
     for producer in root.iter("producer"):
         if producer.get("id") == "black_track":
             producer.set("in", "0")

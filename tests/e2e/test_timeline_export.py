@@ -22,6 +22,7 @@ from nemod.backends.base import JobContext
 from nemod.config import Config
 from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.errors import PermanentJobError
+from nemod.media import ffmpeg
 from nemod.media.probe import probe
 from nemod.pipeline import run_job
 from nemod.samples import Talk, make_clip
@@ -52,9 +53,12 @@ def studio(tmp_path_factory: pytest.TempPathFactory, talk_clip: Talk) -> tuple[C
             edit: "trim the pauses, add captions, export the timeline for Kdenlive and Premiere only"
           - name: edl
             operations: [{op: timeline, formats: [edl]}]
+          - name: music
+            edit: "trim the pauses, add BGM tone.wav at 50%, export the timeline for Kdenlive only"
         engine: {preset: ultrafast}
         """), encoding="utf-8")
     (root / "here").mkdir()
+    ffmpeg.run(["-y", "-f", "lavfi", "-i", "sine=frequency=1000:duration=4:sample_rate=48000", str(root / "tone.wav")])
     return config_module.load(root / "nemod.yaml"), source
 
 
@@ -120,6 +124,39 @@ def test_melt_renders_the_kdenlive_project_to_the_frames_nemod_renders(
     info = probe(rendered)
     assert info.has_audio
     assert abs(info.duration - len(expected) / float(_draft(cut)["m"]["fps"])) <= 0.1  # type: ignore[index]
+
+
+def _tone_share(path: Path, frequency: float) -> float:
+    """How much stronger ``frequency`` is than the 100 Hz below it in ``path``'s sound."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate, channels = stream.rate, stream.channels
+        samples = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)])
+    sound = samples.astype(np.float64).reshape(-1, channels).mean(axis=1)[: rate * 3]
+    spectrum = np.abs(np.fft.rfft(sound))
+    freqs = np.fft.rfftfreq(len(sound), 1 / rate)
+    peak = spectrum[(freqs > frequency - 5) & (freqs < frequency + 5)].max()
+    return float(peak / spectrum[(freqs > frequency - 100) & (freqs < frequency - 10)].mean())
+
+
+def test_melt_mixes_the_music_track_under_the_sound(studio: tuple[Config, Path], tmp_path: Path) -> None:
+    melt = shutil.which("melt")
+    if melt is None:
+        pytest.skip("melt is not installed (scripts/setup installs Debian's melt package when run as root)")
+    config, source = studio
+    # The config's own engine settings: music is found beside the config file.
+    outcome = run_job(config, LocalBackend(LocalEngine(config.engine)), source, tmp_path / "out", job_id="music1",
+                      rule=config.rule("music"), context=JobContext())
+    assert set(outcome.outputs) == {".kdenlive", ".log.json"}
+    rendered = tmp_path / "melt.mov"
+    subprocess.run([melt, "-quiet", str(outcome.outputs[".kdenlive"]), "-consumer", f"avformat:{rendered}",
+                    "vcodec=libx264", "preset=ultrafast", "acodec=pcm_s16le"], check=True, capture_output=True,
+                   timeout=240)
+    assert _tone_share(rendered, 1000) > 20  # the music plays (the source has no steady tone)
+    assert _tone_share(source, 1000) < 5
 
 
 #: MLT's own DTD, shipped by Debian's libmlt-data (installed with melt).
