@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import corpus
 import opentimelineio as otio
@@ -126,20 +127,31 @@ def test_melt_renders_the_kdenlive_project_to_the_frames_nemod_renders(
     assert abs(info.duration - len(expected) / float(_draft(cut)["m"]["fps"])) <= 0.1  # type: ignore[index]
 
 
-def _tone_share(path: Path, frequency: float) -> float:
-    """How much stronger ``frequency`` is than the 100 Hz below it in ``path``'s sound."""
+def _spectrum(path: Path, seconds: float = 3.0) -> tuple[Any, Any]:
+    """The magnitude spectrum of the first ``seconds`` of ``path``'s sound (mono, any scale)
+    and its frequencies."""
     import av
     import numpy as np
 
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         rate, channels = stream.rate, stream.channels
-        samples = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)])
-    sound = samples.astype(np.float64).reshape(-1, channels).mean(axis=1)[: rate * 3]
-    spectrum = np.abs(np.fft.rfft(sound))
-    freqs = np.fft.rfftfreq(len(sound), 1 / rate)
+        frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+    planar = frames[0].shape[0] == channels and channels > 1
+    samples = np.concatenate([frame.T.reshape(-1) if planar else frame.reshape(-1) for frame in frames])
+    scale = 32768.0 if samples.dtype == np.int16 else 1.0
+    sound = (samples.astype(np.float64) / scale).reshape(-1, channels).mean(axis=1)[: int(rate * seconds)]
+    return np.abs(np.fft.rfft(sound)) / len(sound), np.fft.rfftfreq(len(sound), 1 / rate)
+
+
+def _tone_and_rest(path: Path, frequency: float) -> tuple[float, float]:
+    """How much stronger ``frequency`` is than the 100 Hz below it, and the energy of
+    everything but that tone (the speech), in ``path``'s sound."""
+    spectrum, freqs = _spectrum(path)
+    tone = (freqs > frequency - 50) & (freqs < frequency + 50)
     peak = spectrum[(freqs > frequency - 5) & (freqs < frequency + 5)].max()
-    return float(peak / spectrum[(freqs > frequency - 100) & (freqs < frequency - 10)].mean())
+    below = spectrum[(freqs > frequency - 100) & (freqs < frequency - 50)].mean()
+    return float(peak / below), float((spectrum[~tone] ** 2).sum())
 
 
 def test_melt_mixes_the_music_track_under_the_sound(studio: tuple[Config, Path], tmp_path: Path) -> None:
@@ -155,8 +167,10 @@ def test_melt_mixes_the_music_track_under_the_sound(studio: tuple[Config, Path],
     subprocess.run([melt, "-quiet", str(outcome.outputs[".kdenlive"]), "-consumer", f"avformat:{rendered}",
                     "vcodec=libx264", "preset=ultrafast", "acodec=pcm_s16le"], check=True, capture_output=True,
                    timeout=240)
-    assert _tone_share(rendered, 1000) > 20  # the music plays (the source has no steady tone)
-    assert _tone_share(source, 1000) < 5
+    tone, rest = _tone_and_rest(rendered, 1000)
+    source_tone, speech = _tone_and_rest(source, 1000)
+    assert tone > 20 and source_tone < 5  # the music plays (the source has no steady tone)
+    assert rest > 0.3 * speech  # and so does the source's sound: both tracks are mixed
 
 
 #: MLT's own DTD, shipped by Debian's libmlt-data (installed with melt).
