@@ -576,6 +576,18 @@ def _xmeml_links(text: str) -> str:
 _EVENT = re.compile(r"^(\d{3,6}\s+\S+\s+)V(\s{5})(C|D|W\d+)", re.MULTILINE)
 
 
+def _edl_header(text: str) -> str:
+    """Say after the title whether the timecode is drop-frame (CMX 3600's ``FCM`` line, which
+    the adapter leaves out; the adapter writes drop-frame timecode at 29.97 and 59.94)."""
+    mode = "DROP FRAME" if re.search(r"\d\d;\d\d\b", text) else "NON-DROP FRAME"
+    title, *rest = text.split("\n")
+    if not title.startswith("TITLE:"):
+        return text
+    while rest and not rest[0].strip():
+        rest.pop(0)
+    return "\n".join([title, f"FCM: {mode}", "", *rest])
+
+
 def _edl_with_sound(text: str) -> str:
     """The adapter writes the picture track only (``V``); the sound of the same source
     follows it, so each event carries picture and both audio channels (``AA/V``)."""
@@ -607,9 +619,10 @@ def export(draft: Draft, source: MediaFile, name: str, formats: Sequence[str],
         if fmt == "kdenlive":
             frames = sum(count for _, count in source_frames(draft))
             text = _kdenlive_project(text, source.width, source.height, frames)
-        if fmt == "edl" and any(track.kind == otio.schema.TrackKind.Audio and track.name == "A1"
-                                for track in timeline.tracks):
-            text = _edl_with_sound(text)
+        if fmt == "edl":
+            text = _edl_header(text)
+            if any(track.kind == otio.schema.TrackKind.Audio and track.name == "A1" for track in timeline.tracks):
+                text = _edl_with_sound(text)
         if fmt == "premiere":
             text = _xmeml_links(text)
         if fmt == "fcpxml":

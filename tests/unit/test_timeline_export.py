@@ -181,6 +181,7 @@ def test_each_format_reads_back_with_the_drafts_source_frames(name: str) -> None
                 for c in sound[0].find_clips()] == frames
     if name == "edl":
         assert text.count("AA/V") == len(frames)  # sound follows picture
+        assert text.splitlines()[:3] == ["TITLE: talk", "FCM: NON-DROP FRAME", ""]
     # What the format cannot hold is said, not dropped silently.
     if name in ("kdenlive", "edl"):
         assert any(note.startswith(f"timeline ({name}):") and "title" in note for note in exported.notes)
@@ -366,6 +367,8 @@ def test_broadcast_rates_read_back_frame_exact(name: str, fps: float) -> None:
         # NTSC FCPXML is read below from the XML itself)
         back = otio.adapters.read_from_string(text, adapter_name=FORMATS[name].adapter, **options)
         assert _clips(back, otio.schema.TrackKind.Video) == source_frames(draft)
+    if name == "edl":
+        assert text.splitlines()[1] == ("FCM: DROP FRAME" if fps in (29.97, 59.94) else "FCM: NON-DROP FRAME")
     if name == "fcpxml":
         root = ET.fromstring(text.split("<!DOCTYPE fcpxml>", 1)[1])
         (fmt,) = root.iter("format")
