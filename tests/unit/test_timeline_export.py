@@ -404,3 +404,17 @@ def test_a_muted_cut_links_no_music_to_the_picture() -> None:
     assert not list(root.iter("link"))
     (music,) = root.findall(".//media/audio/track")
     assert {item.findtext("name") for item in music.iter("clipitem")} == {"lofi.mp3"}
+
+
+def test_names_with_markup_and_accents_survive_every_format() -> None:
+    name = "Tom & Jerry <é>.mp4"
+    source = MediaFile(config.media_url(Path(f"/srv/inbox/{name}"), Path("/srv/inbox"), None), name, 20.0,
+                       True, 640, 360)
+    draft = _draft("trim the pauses, add title 'Q&A <live>', export the timeline")
+    exported = export(draft, source, "Tom & Jerry", list(TIMELINE_FORMATS))
+    for fmt_name, fmt in FORMATS.items():
+        options = {"rate": 25} if fmt_name == "edl" else {}
+        back = otio.adapters.read_from_string(exported.texts[fmt.suffix], adapter_name=fmt.adapter, **options)
+        assert _clips(back, otio.schema.TrackKind.Video) == source_frames(draft), fmt_name
+    assert "Q&amp;A &lt;live&gt;" in exported.texts[".xml"]
+    assert source.url.endswith("Tom%20%26%20Jerry%20%3C%C3%A9%3E.mp4")
