@@ -513,6 +513,9 @@ def _fcpxml_formats(text: str, width: int, height: int, timeline: otio.schema.Ti
         if key in seen:
             root.remove(element)
         seen.add(key)
+    for element in root.iter("project"):
+        if not element.get("uid"):
+            element.attrib.pop("uid", None)  # an empty uid would name no project
     for element in root.iter("format"):
         if not element.get("name"):
             element.attrib.pop("name", None)

@@ -248,6 +248,7 @@ def test_fcpxml_structure() -> None:
             if element.get(key) is not None and element.tag != "asset":
                 assert (_time(element.get(key)) / frame).denominator == 1, (element.tag, key, element.get(key))
     (project,) = root.iter("project")
+    assert project.get("name") == "talk" and project.get("uid", "x") != ""
     sequence = project.find("sequence")
     assert sequence is not None and sequence.get("format") == fmt.get("id")
     spine = sequence.find("spine")
