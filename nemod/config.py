@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import jsonschema
 import yaml
@@ -106,6 +107,7 @@ SCHEMA: dict[str, Any] = {
                     "schedule": {"type": "string"},
                     "on_success": {"enum": ["leave", "delete", "move"]},
                     "on_failure": {"enum": ["leave", "move"]},
+                    "timeline_media": {"type": "string", "minLength": 1},
                 },
             },
         },
@@ -208,11 +210,56 @@ class WatchFolder:
     #: The folder's name in the job store (``id:``); hosts that mount one share at
     #: different places give it the same id. Empty: the folder's absolute path.
     id: str = ""
+    #: How editors' workstations reach this folder (``timeline_media:``): a path such as
+    #: ``/Volumes/studio/inbox`` or ``Z:\\inbox``, or a URL prefix; exported timelines
+    #: reference the source under it. None: the source's path on this host.
+    timeline_media: str | None = None
 
     @property
     def key(self) -> str:
         """How the job store names this folder: ``id`` if set, else the absolute path."""
         return self.id or str(self.path)
+
+    def media_url(self, source: Path) -> str:
+        """The URL an exported timeline gives for ``source`` (a file inside this folder):
+        :attr:`timeline_media` joined with the source's path inside the folder, or the
+        source's own ``file://`` URL when it is not set (see :func:`media_url`)."""
+        return media_url(source, self.path, self.timeline_media)
+
+
+_URL_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|^\\\\[^\\]")
+
+
+def check_timeline_media(value: str) -> str | None:
+    """Why ``value`` cannot be a ``timeline_media:`` prefix, or None: it must be a URL prefix
+    (``smb://nas/studio``) or an absolute path as the editors see it (``/Volumes/…``,
+    ``Z:\\…``, ``\\\\nas\\share``), never relative (relative to what, on their machine?)."""
+    if _URL_PREFIX.match(value) or value.startswith("/") or _WINDOWS_PATH.match(value):
+        return None
+    return f"{value!r} is neither an absolute path nor a URL prefix (e.g. /Volumes/studio/inbox or smb://nas/inbox)"
+
+
+def media_url(source: Path, folder: Path | None, prefix: str | None) -> str:
+    """The URL editors open ``source`` by: ``prefix`` (a URL prefix or an absolute path,
+    see :func:`check_timeline_media`) joined with ``source``'s path inside ``folder``,
+    percent-encoded; with no ``prefix`` (or no ``folder``), ``source``'s own ``file://`` URL.
+    Pure: nothing is looked up on disk."""
+    if prefix is None or folder is None:
+        return "file://" + quote(os.fsencode(source.absolute()))
+    try:
+        parts = source.relative_to(folder).parts
+    except ValueError:
+        parts = (source.name,)
+    tail = "/".join(quote(os.fsencode(part)) for part in parts)
+    if _URL_PREFIX.match(prefix):
+        return prefix.rstrip("/") + "/" + tail
+    base = prefix.replace("\\", "/").rstrip("/")
+    if base.startswith("//"):  # \\server\share
+        return "file:" + quote(base) + "/" + tail
+    if _WINDOWS_PATH.match(prefix):  # Z:\inbox
+        return "file:///" + base[:2] + quote(base[2:]) + "/" + tail
+    return "file://" + quote(base) + "/" + tail
 
 
 @dataclass(frozen=True)
@@ -636,6 +683,8 @@ def _watch_folders(
                 document.problem((*key, "rules"), f"no rule named {name!r}")
         if raw.get("schedule") and (schedule_problem := check_schedule(raw["schedule"])):
             document.problem((*key, "schedule"), schedule_problem)
+        if raw.get("timeline_media") and (media_problem := check_timeline_media(raw["timeline_media"])):
+            document.problem((*key, "timeline_media"), media_problem)
         store_key = raw.get("id") or str(watch_path)
         if store_key in keys:
             field_name = "id" if raw.get("id") else "path"

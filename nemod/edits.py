@@ -141,15 +141,54 @@ class Export:
     fit: Fit = "crop"
 
 
-Operation = Copy | Cut | Keep | TrimPauses | Speed | Captions | Title | Music | Fade | Mute | Normalize | Export
+#: The timeline formats a rule may ask for, each written to ``<stem>`` + its suffix
+#: (``nemod.timeline_export.FORMATS`` says how): FCPXML (Final Cut Pro, DaVinci Resolve),
+#: FCP 7 XML (Premiere Pro, Resolve), Kdenlive, OpenTimelineIO, CMX 3600 EDL.
+TIMELINE_FORMATS = ("fcpxml", "premiere", "kdenlive", "otio", "edl")
+#: Other names people use for them (editor names and file types).
+TIMELINE_ALIASES: dict[str, str] = {
+    "final cut": "fcpxml", "final cut pro": "fcpxml", "finalcut": "fcpxml", "final_cut": "fcpxml",
+    "final_cut_pro": "fcpxml", "fcpx": "fcpxml", "fcp": "fcpxml", "resolve": "fcpxml",
+    "davinci": "fcpxml", "davinci resolve": "fcpxml", "davinci_resolve": "fcpxml",
+    "premiere pro": "premiere", "premiere_pro": "premiere", "xml": "premiere", "fcp7": "premiere",
+    "fcp_xml": "premiere", "fcp 7": "premiere", "xmeml": "premiere",
+    "opentimelineio": "otio", "cmx3600": "edl", "cmx 3600": "edl", "cmx_3600": "edl",
+}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Write the cut as editor projects in ``formats`` (names in :data:`TIMELINE_FORMATS`)
+    beside the outputs; ``render`` False writes the timeline (and caption sidecars) only,
+    without the MP4."""
+
+    formats: tuple[str, ...] = TIMELINE_FORMATS
+    render: bool = True
+
+
+def timeline_format(name: str) -> str:
+    """The format :data:`TIMELINE_FORMATS` calls ``name`` (an editor's name or a file type,
+    any case); raises :class:`EditParseError` naming it when nemod does not know it."""
+    key = re.sub(r"\s+", " ", name.strip().lower().lstrip("."))
+    key = TIMELINE_ALIASES.get(key, key)
+    if key not in TIMELINE_FORMATS:
+        raise EditParseError(
+            f"unknown timeline format {name.strip()!r} (known: {', '.join(TIMELINE_FORMATS)}; "
+            "or say Premiere, Resolve, Final Cut, Kdenlive, EDL)"
+        )
+    return key
+
+
+Operation = Copy | Cut | Keep | TrimPauses | Speed | Captions | Title | Music | Fade | Mute | Normalize | Export | Timeline
 
 #: The order the engine applies operations in; a plan is always kept in this order.
-ORDER: tuple[type, ...] = (Copy, Keep, Cut, TrimPauses, Speed, Mute, Music, Normalize, Fade, Captions, Title, Export)
+ORDER: tuple[type, ...] = (Copy, Keep, Cut, TrimPauses, Speed, Mute, Music, Normalize, Fade, Captions, Title, Export,
+                           Timeline)
 #: Operation names in structured ``operations:`` lists.
 NAMES: dict[str, type] = {
     "copy": Copy, "cut": Cut, "keep": Keep, "trim_pauses": TrimPauses, "speed": Speed,
     "captions": Captions, "title": Title, "music": Music, "fade": Fade, "mute": Mute,
-    "normalize": Normalize, "export": Export,
+    "normalize": Normalize, "export": Export, "timeline": Timeline,
 }
 
 
@@ -173,6 +212,12 @@ class Plan:
         return found or Export()
 
     @property
+    def renders(self) -> bool:
+        """False when the plan asks for the timeline only (no MP4)."""
+        timeline: Timeline | None = self.find(Timeline)
+        return timeline is None or timeline.render
+
+    @property
     def is_copy(self) -> bool:
         """True when the plan only asks for the source as it is."""
         return self.find(Copy) is not None
@@ -185,6 +230,11 @@ def _merge(old: Operation, new: Operation) -> Operation:
     """Combine two operations of the same kind; fields set in ``new`` win."""
     if type(old) is not type(new):  # pragma: no cover - callers group by type
         raise TypeError("cannot merge different operations")
+    if isinstance(old, Timeline) and isinstance(new, Timeline):
+        # "for Premiere and Kdenlive": the formats add up ("export the timeline" names none:
+        # all of them); "only" anywhere means no MP4.
+        formats = tuple(dict.fromkeys((*old.formats, *new.formats))) if old.formats and new.formats else ()
+        return Timeline(formats=formats, render=old.render and new.render)
     defaults: Any = None if isinstance(new, (Title, Music)) else type(new)()
     changes = {}
     for item in fields(new):
@@ -241,6 +291,13 @@ def _validate(operation: Operation) -> None:
             raise bad(str(exc)) from exc
         if known != operation.language:
             raise bad(f"caption language {operation.language!r} should be written {known!r}")
+    elif isinstance(operation, Timeline):
+        if not isinstance(operation.render, bool):
+            raise bad(f"timeline render {operation.render!r} is not true or false")
+        if not operation.formats:
+            raise bad("a timeline export needs at least one format")
+        for name in operation.formats:
+            timeline_format(name)
 
 
 def _assemble(operations: Sequence[Operation]) -> Plan:
@@ -248,6 +305,9 @@ def _assemble(operations: Sequence[Operation]) -> Plan:
     for operation in operations:
         kind = type(operation)
         merged[kind] = _merge(merged[kind], operation) if kind in merged else operation
+    timeline = merged.get(Timeline)
+    if isinstance(timeline, Timeline) and not timeline.formats:
+        merged[Timeline] = replace(timeline, formats=TIMELINE_FORMATS)  # no format named: all of them
     for operation in merged.values():
         _validate(operation)
     if Copy in merged and len(merged) > 1:
@@ -437,6 +497,39 @@ def _normalize(match: re.Match[str]) -> list[Operation]:
     return [Normalize(lufs=float(level.group(1).replace(" ", "")))] if level else [Normalize()]
 
 
+_EDITORS = (
+    r"premiere(?: pro)?|(?:davinci )?resolve|davinci|final cut(?: pro)?|fcpx|fcp ?7|fcp|kdenlive|"
+    r"fcpxml|edl|cmx ?3600|otio|opentimelineio|xmeml|xml"
+)
+_TIMELINE_WORDS = (
+    r"\b(?:export|save|write|make|output|give|hand|also|the|a|an|as|an?|timelines?|projects?|files?|"
+    r"editors?|editing|edit|decision|list|for|to|into|in|only|just|without|no|not|mp4|render(?:ing|ed)?|video|"
+    r"too|well|me|over|of|cut)\b"
+)
+
+
+def _timeline(match: re.Match[str]) -> list[Operation]:
+    text = match.string
+    render = not re.search(r"\bonly\b|\bjust\b|without (?:the )?(?:mp4|render|video)|\bno (?:mp4|render)|"
+                           r"\bnot render", text)
+    formats: list[str] = []
+    named = re.search(r"\b(?:for|to|into|in)\s+(.+?)(?:\s+(?:only|too|as well|without\b.*|with no\b.*|no\b.*))?$", text)
+    rest = text
+    if named:
+        rest = text[: named.start()] + " " + text[named.end(1):]
+        for part in re.split(r"\s*(?:/|\bor\b|\+)\s*", named.group(1)):
+            if part.strip():
+                editor = re.sub(r"\s+(?:formats?|files?|projects?|timelines?|xml)$", "", part.strip())
+                formats.append(timeline_format(re.sub(r"^(?:an?|the)\s+", "", editor)))
+    for found in re.finditer(rf"(?<![a-z0-9])({_EDITORS})(?![a-z0-9])", rest):
+        formats.append(timeline_format(found.group(1)))
+    rest = re.sub(rf"(?<![a-z0-9])(?:{_EDITORS})(?![a-z0-9])", " ", rest)
+    leftover = [word for word in re.sub(_TIMELINE_WORDS, " ", rest).split() if word]
+    if leftover:
+        raise EditParseError(f"the local engine does not understand {text!r} ({' '.join(leftover)!r})")
+    return [Timeline(formats=tuple(dict.fromkeys(formats)), render=render)]
+
+
 def _cut_any(match: re.Match[str]) -> list[Operation]:
     if match.group("n") is not None:
         return _cut(match)
@@ -478,6 +571,8 @@ _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Operation]
         (r"mute(?: it| the (?:audio|sound|video))?|(?:remove|drop|strip|no) (?:the )?(?:audio|sound)|silent|静音|去掉声音|去除声音", _mute),
         (r"(?:normali[sz]e|level|even out)(?: the)?(?: (?:audio|sound|volume|loudness))?(?: (?:loudness|levels?))?"
          r"(?: to (?:-\s*\d+(?:\.\d+)?) ?(?:lufs|db)?)?|loudnorm|ebu r128|(?:响度|音量)(?:标准化|归一化)|标准化(?:响度|音量)", _normalize),
+        (r"(?:.*\s)?(?:timelines?|projects?|edit decision list|edl|otio|opentimelineio|fcpxml|xmeml|xml)(?:\s.*)?|"
+         rf"(?:for\s+|also\s+)?(?:an?\s+)?(?:{_EDITORS})(?:\s+(?:too|as well|only))?", _timeline),
         (r".*(?:export|render|output|save|导出|输出|转成|做成).*|"
          r"(?:make it |turn it |convert (?:it )?to |as\s*(?:an?\s*)?)?(?:\d{3,4}p|4k|vertical|portrait|square|landscape|horizontal|"
          r"9:16|16:9|1:1|\d{3,4}\s*[x×]\s*\d{3,4}|竖屏|横屏|方形)(?:\s*(?:mp4|video|format))?"
@@ -573,6 +668,12 @@ def _coerce(kind: type, options: dict[str, Any]) -> dict[str, Any]:
     if kind is Export and isinstance(result.get("height"), str):
         height = result["height"].lower()
         result["height"] = _RESOLUTIONS.get(height) or int(height.rstrip("p"))
+    if kind is Timeline and "formats" in result:
+        names = result["formats"]
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+            raise EditParseError("operation 'timeline': formats is a list of format names, e.g. [fcpxml, premiere]")
+        result["formats"] = tuple(dict.fromkeys(timeline_format(name) for name in names))
     if kind is Fade:
         for short, full in (("in", "fade_in"), ("out", "fade_out")):
             if short in result:

@@ -92,17 +92,19 @@ def publish(
     """Move ``files`` (suffix → scratch path, e.g. ``{".mp4": …, ".srt": …}``) into ``folder``
     as ``base + suffix``, plus ``base.log.json`` written from ``log``.
 
-    A name already taken gets ``-1``, ``-2``, … (for all files together). The MP4 is
-    placed last so that its appearance means the set is complete. Returns the final paths.
+    A name already taken gets ``-1``, ``-2``, … (for all files together). The MP4 (with no
+    MP4, the last of ``files``) is placed last so that its appearance means the set is
+    complete. Returns the final paths, in the order they were placed.
     """
     folder.mkdir(parents=True, exist_ok=True)
     suffixes = (*files.keys(), ".log.json")
     log_path = next(iter(files.values())).parent / "job.log.json"
-    ordered = [s for s in files if s != ".mp4"] + [".log.json"] + [s for s in files if s == ".mp4"]
+    last = ".mp4" if ".mp4" in files else list(files)[-1]
+    ordered = [s for s in files if s != last] + [".log.json", last]
     sources = {**files, ".log.json": log_path}
     for _ in range(20):
         chosen = _free_base(folder, base, suffixes)
-        final_log = {**log, "outputs": {suffix: f"{chosen}{suffix}" for suffix in suffixes}}
+        final_log = {**log, "outputs": {suffix: f"{chosen}{suffix}" for suffix in ordered}}
         log_path.write_text(json.dumps(final_log, indent=2, default=str), encoding="utf-8")
         linked: dict[str, Path] = {}
         try:

@@ -53,7 +53,8 @@ def previous_publication(
         return None
     if entry.remote_id:
         outputs = {suffix: Path(path) for suffix, path in json.loads(entry.remote_id).items()}
-        return outputs if ".mp4" in outputs and outputs[".mp4"].exists() else None
+        last = final_output(outputs)
+        return outputs if last is not None and last.exists() else None
     for log_file in folder.glob(f"{glob.escape(base)}*.log.json"):
         try:
             log = json.loads(log_file.read_text(encoding="utf-8"))
@@ -62,11 +63,21 @@ def previous_publication(
         if not isinstance(log, dict) or log.get("job") != job_id:
             continue
         paths = {suffix: folder / name for suffix, name in log.get("outputs", {}).items()}
-        if ".mp4" in paths and paths[".mp4"].exists():
+        last = final_output(paths)
+        if last is not None and last.exists():
             return paths
         for path in paths.values():
             path.unlink(missing_ok=True)
     return None
+
+
+def final_output(outputs: dict[str, Path]) -> Path | None:
+    """The file whose presence means a publication is complete: the MP4, or (a timeline-only
+    job) the last file placed (see :func:`nemod.outputs.publish`)."""
+    if ".mp4" in outputs:
+        return outputs[".mp4"]
+    placed = [path for suffix, path in outputs.items() if suffix != ".log.json"]
+    return placed[-1] if placed else None
 
 
 def choose_rule(config: Config, source: Path, watch: WatchFolder | None) -> Rule:
@@ -97,8 +108,10 @@ def run_job(
     rule: Rule,
     context: JobContext | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    watch: WatchFolder | None = None,
 ) -> JobOutcome:
-    """Process ``source`` with ``rule`` on ``backend`` and publish into ``output_folder``.
+    """Process ``source`` with ``rule`` on ``backend`` and publish into ``output_folder``;
+    ``watch`` is the source's watch folder (it says how exported timelines reference it).
 
     Raises what the backend raises (see :class:`nemod.backends.base.Backend`); the
     scratch folder is removed whatever happens.
@@ -115,10 +128,12 @@ def run_job(
         return JobOutcome(rule.name, previous, "already published", time.monotonic() - started)
     scratch = work_dir(output_folder, job_id)
     try:
-        rendition = backend.process(JobRequest(job_id, source, rule, scratch), context)
+        media_url = watch.media_url(source) if watch is not None else None
+        rendition = backend.process(JobRequest(job_id, source, rule, scratch, media_url), context)
         context.checkpoint("publish")
-        files = {".mp4": rendition.video, **{f".{kind}": path for kind, path in rendition.captions.items()},
-                 **{f".{suffix}": path for suffix, path in rendition.sidecars.items()}}
+        files = {**{f".{kind}": path for kind, path in rendition.captions.items()}, **rendition.files}
+        if rendition.video is not None:
+            files[".mp4"] = rendition.video
         log = {
             "job": job_id,
             "source": str(source),

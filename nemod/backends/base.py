@@ -74,6 +74,8 @@ class JobRequest:
     source: Path
     rule: Rule
     work_dir: Path
+    #: How editors reach ``source`` in an exported timeline (a URL; None: its path here).
+    media_url: str | None = None
 
     @property
     def stem(self) -> str:
@@ -83,17 +85,17 @@ class JobRequest:
 
 @dataclass
 class Rendition:
-    """A backend's result: the MP4, optional caption sidecars (by format: ``srt``, ``vtt``)
-    and other sidecars (by the suffix after the stem: ``timeline.svg``), all inside
-    ``work_dir``, plus the timeline (``draft``), its one-line ``summary`` and details for
-    the job log."""
+    """A backend's result: the MP4 (None when the rule asks for the timeline only), optional
+    caption sidecars (by format: ``srt``, ``vtt``) and other files beside it (``files``:
+    suffix → path, e.g. editor timelines and ``.timeline.svg``), all inside ``work_dir``,
+    plus the timeline (``draft``), its one-line ``summary`` and details for the job log."""
 
-    video: Path
+    video: Path | None
     draft: dict[str, Any]
     summary: str
     captions: dict[str, Path] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
-    sidecars: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 class Backend(Protocol):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from nemod.app import build_engine
 from nemod.commands import add_config_option, load_config
 from nemod.draft import summarize, trim_lines
+from nemod.edits import Timeline
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
+from nemod.names import readable
+from nemod.outputs import render_name
+from nemod.timeline_export import FORMATS
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -56,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise NemodError(f"cannot write the picture to {args.picture}: {exc.strerror}") from None
             print(f"  picture: {args.picture}")
+        timeline: Timeline | None = rule.plan.find(Timeline)
+        if timeline is not None:
+            base = render_name(rule.output, stem=readable(source.stem), rule=rule.name,
+                               ext=source.suffix.lstrip("."), now=dt.datetime.now(dt.UTC))[: -len(".mp4")]
+            files = ", ".join(f"{base}{FORMATS[name].suffix}" for name in timeline.formats)
+            print(f"  timeline for editors: {files}{'' if timeline.render else ' (no MP4)'}")
     else:
         print(f"  sent to the {config.backend} backend as written")
         if args.picture is not None:

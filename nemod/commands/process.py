@@ -30,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
     source: Path = args.file.resolve()
     output = args.output or (config.watches[0].output if config.watches else source.parent / "nemod-output")
     rule = choose_rule(config, source, None)
+    # A file inside a watch folder is referenced in exported timelines as that folder says.
+    watch = next((folder for folder in config.watches if source.is_relative_to(folder.path)), None)
     bar = ProgressBar()
     try:
         outcome = run_job(
             config, build_backend(config), source, output.resolve(),
-            job_id=uuid.uuid4().hex[:12], rule=rule, context=JobContext(progress=bar),
+            job_id=uuid.uuid4().hex[:12], rule=rule, context=JobContext(progress=bar), watch=watch,
         )
     except NemodError:
         bar.close()

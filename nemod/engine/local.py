@@ -12,16 +12,18 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nemod import timeline_export
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import EngineSettings, resolve_path
+from nemod.config import media_url as media_url_of
 from nemod.draft import AUDIO, TEXT, Draft, summarize
-from nemod.edits import Captions, Plan, TrimPauses
+from nemod.edits import Captions, Plan, Timeline, TrimPauses
 from nemod.engine import captions as caption_text
 from nemod.engine.captions import Word
 from nemod.engine.chinese import convert_words
@@ -298,6 +300,52 @@ class LocalEngine:
         path.write_text(caption_text.ass_text(width, height, font.family, cues, titles), encoding="utf-8")
         return path, font.folder
 
+    def sidecars(self, draft: Draft, work_dir: Path, stem: str) -> dict[str, Path]:
+        """Write ``<stem>.srt`` and ``<stem>.vtt`` into ``work_dir`` when ``draft`` has captions;
+        return them by suffix (without dot)."""
+        captions: dict[str, Path] = {}
+        if has_captions(draft):
+            work_dir.mkdir(parents=True, exist_ok=True)
+            cues = draft_cues(draft)
+            captions["srt"] = work_dir / f"{stem}.srt"
+            captions["vtt"] = work_dir / f"{stem}.vtt"
+            captions["srt"].write_text(caption_text.srt_text(cues), encoding="utf-8")
+            captions["vtt"].write_text(caption_text.vtt_text(cues), encoding="utf-8")
+        return captions
+
+    def export_timeline(
+        self, draft: Draft, source: Path, formats: Sequence[str], work_dir: Path, stem: str,
+        *, media_url: str | None = None,
+    ) -> tuple[dict[str, Path], list[str]]:
+        """Write ``draft`` (of ``source``) as the editor timelines ``formats`` into ``work_dir``
+        (``<stem>.fcpxml``, ``.xml``, ``.kdenlive``, ``.otio``, ``.edl``); the clips reference
+        the source by ``media_url`` (None: its ``file://`` URL here), music by its path here.
+
+        Returns the files by suffix and notes on what the formats could not hold. Raises
+        :class:`PermanentJobError` (one sentence) when a format cannot reference the source.
+        """
+        media = self._probe(source)
+        reference = timeline_export.MediaFile(
+            media_url or media_url_of(source, None, None), source.name, media.duration,
+            media.has_audio, media.width, media.height, media.fps)
+        music: timeline_export.MediaFile | None = None
+        for name, path in self._music(draft, {}).items():
+            try:
+                facts = probe(path)
+            except MediaError as exc:
+                raise PermanentJobError(str(exc)) from exc
+            music = timeline_export.MediaFile(media_url_of(path, None, None), name, facts.duration, True)
+        try:
+            exported = timeline_export.export(draft, reference, stem, formats, music)
+        except timeline_export.ExportError as exc:
+            raise PermanentJobError(str(exc)) from exc
+        work_dir.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Path] = {}
+        for suffix, text in exported.texts.items():
+            files[suffix] = work_dir / f"{stem}{suffix}"
+            files[suffix].write_text(text, encoding="utf-8")
+        return files, list(exported.notes)
+
     def render(
         self,
         draft: Draft,
@@ -325,13 +373,7 @@ class LocalEngine:
             raise PermanentJobError(f"the timeline uses {missing[0]}, which was not provided.")
         media = {name: self._probe(Path(sources[name])) for name in names}
         output = work_dir / f"{stem}.render.mp4"
-        captions: dict[str, Path] = {}
-        if has_captions(draft):
-            cues = draft_cues(draft)
-            captions["srt"] = work_dir / f"{stem}.srt"
-            captions["vtt"] = work_dir / f"{stem}.vtt"
-            captions["srt"].write_text(caption_text.srt_text(cues), encoding="utf-8")
-            captions["vtt"].write_text(caption_text.vtt_text(cues), encoding="utf-8")
+        captions = self.sidecars(draft, work_dir, stem)
         started = time.monotonic()
         if draft.get("m", {}).get("copy") and len(media) == 1:
             result = self._copy(next(iter(media.values())), output, progress, cancel)
@@ -409,19 +451,30 @@ class LocalBackend:
     def process(self, request: JobRequest, context: JobContext) -> Rendition:
         """Render ``request`` into ``request.work_dir``; see :class:`nemod.backends.base.Backend`."""
         context.checkpoint("edit")
-        draft = self.engine.plan_draft(
-            request.source, request.rule.plan, progress=context.progress, cancel=context.cancel
-        )
+        plan = request.rule.plan
+        draft = self.engine.plan_draft(request.source, plan, progress=context.progress, cancel=context.cancel)
+        files: dict[str, Path] = {}
+        details: dict[str, Any] = {}
+        wanted: Timeline | None = plan.find(Timeline)
+        if wanted is not None:
+            context.checkpoint("timeline")
+            files, notes = self.engine.export_timeline(
+                draft, request.source, wanted.formats, request.work_dir, request.stem, media_url=request.media_url)
+            details["timeline_export"] = {"formats": list(wanted.formats), "media": request.media_url
+                                          or media_url_of(request.source, None, None), "notes": notes}
+        if request.rule.picture == "svg":
+            files[".timeline.svg"] = self.engine.write_picture(
+                draft, request.source, request.work_dir / f"{request.stem}.timeline.svg")
+        if not plan.renders:
+            return Rendition(video=None, draft=draft, summary=summarize(draft) + " (timeline only)",
+                             captions=self.engine.sidecars(draft, request.work_dir, request.stem),
+                             details=details, files=files)
         context.checkpoint("render")
         result = self.engine.render(
             draft, {request.source.name: request.source}, request.work_dir, request.stem,
             progress=context.progress, cancel=context.cancel,
         )
-        sidecars = {}
-        if request.rule.picture == "svg":
-            sidecars["timeline.svg"] = self.engine.write_picture(
-                draft, request.source, request.work_dir / f"{request.stem}.timeline.svg")
         return Rendition(
             video=result.video, draft=draft, summary=summarize(draft),
-            captions=result.captions, details=result.details, sidecars=sidecars,
+            captions=result.captions, details={**result.details, **details}, files=files,
         )
