@@ -575,7 +575,7 @@ _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Operation]
          rf"(?:for\s+|also\s+)?(?:an?\s+)?(?:{_EDITORS})(?:\s+(?:too|as well|only))?", _timeline),
         (r".*(?:export|render|output|save|导出|输出|转成|做成).*|"
          r"(?:make it |turn it |convert (?:it )?to |as\s*(?:an?\s*)?)?(?:\d{3,4}p|4k|vertical|portrait|square|landscape|horizontal|"
-         r"9:16|16:9|1:1|\d{3,4}\s*[x×]\s*\d{3,4}|竖屏|横屏|方形)(?:\s*(?:mp4|video|format))?"
+         r"9:16|16:9|1:1|\d{3,4}\s*[x×]\s*\d{3,4}|竖屏|横屏|方形)(?:\s*(?:9:16|16:9|1:1))?(?:\s*(?:mp4|video|format))?"
          r"(?:\s*(?:with\s*(?:a\s*)?)?(?:blurred?\s*(?:background|bars|padding)?|pad(?:ded|ding)?|crop(?:ped)?|letterbox(?:ed)?))?|"
          r"mp4", _export),
     )
