@@ -169,6 +169,11 @@ class Daemon:
         self._log.info("job_cancel_requested", job=f"job-{job_id}", running=False)
         return f"job {job_id} will not start: it fails as cancelled when its turn comes"
 
+    def live_progress(self) -> dict[int, tuple[str | None, float | None]]:
+        """Job id → (step, fraction) of the jobs running here now, fresher than the store's
+        copy (written with each heartbeat, every ``heartbeat_seconds``)."""
+        return {a.job.id: (a.step, a.progress) for a in self._snapshot() if not a.done.is_set()}
+
     def _take_cancel(self, job_id: int) -> bool:
         with self._lock:
             if job_id in self._cancelled:

@@ -22,7 +22,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,6 +47,9 @@ class DaemonControls(Protocol):
 
     def request_cancel(self, job_id: int) -> str:
         """Cancel a running or queued job; returns a sentence saying what will happen."""
+
+    def live_progress(self) -> dict[int, tuple[str | None, float | None]]:
+        """Job id → (step, fraction) of the jobs running in this process now."""
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,15 @@ class DashboardData:
         the processing windows of the config with their next opening, paused folders."""
         now = self.clock()
         config = self.config
+        snapshot = self.status.snapshot(now)
+        live = self.controls.live_progress() if self.controls is not None else {}
+        if live:
+            running = tuple(
+                replace(line, step=live[int(line.id)][0] or line.step, progress=live[int(line.id)][1])
+                if int(line.id) in live else line for line in snapshot.running)
+            snapshot = replace(snapshot, running=running)
         return Overview(
-            snapshot=self.status.snapshot(now),
+            snapshot=snapshot,
             windows=self._windows(config, now),
             paused=frozenset(self.pauses.paused()),
             rules=tuple(rule.name for rule in config.rules),
@@ -241,6 +251,10 @@ class DashboardData:
         job = self.store.get(job_id)
         if job is None:
             return None
+        live = self.controls.live_progress() if self.controls is not None else {}
+        if job.state is JobState.RUNNING and job_id in live:
+            step, fraction = live[job_id]
+            job = replace(job, step=step or job.step, progress=fraction)
         outputs = []
         log: Mapping[str, Any] | None = None
         for suffix, name in sorted(job.outputs.items()):

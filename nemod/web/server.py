@@ -63,7 +63,9 @@ _JOB = re.compile(r"^/jobs/(\d{1,18})$")
 _FILE = re.compile(r"^/jobs/(\d{1,18})/files/([A-Za-z0-9._-]{1,40})$")
 _ACTION = re.compile(r"^/jobs/(\d{1,18})/(retry|cancel|forget)$")
 _STATIC = {"/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
-           "/static/style.css": ("style.css", "text/css; charset=utf-8")}
+           "/static/style.css": ("style.css", "text/css; charset=utf-8"),
+           "/static/icon.svg": ("icon.svg", "image/svg+xml"),
+           "/favicon.ico": ("icon.svg", "image/svg+xml")}
 
 
 class DaemonLike(Protocol):
@@ -75,8 +77,8 @@ class DaemonLike(Protocol):
     def request_cancel(self, job_id: int) -> str:
         """See :meth:`nemod.daemon.Daemon.request_cancel`."""
 
-    def health(self) -> dict[str, Any]:
-        """See :meth:`nemod.daemon.Daemon.health`."""
+    def live_progress(self) -> dict[int, tuple[str | None, float | None]]:
+        """See :meth:`nemod.daemon.Daemon.live_progress`."""
 
 
 class Answer:

@@ -51,7 +51,7 @@ def page(title: str, body: str, *, csrf: str, kind: str, data: Mapping[str, str]
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)} · nemod</title>"
-        '<link rel=stylesheet href="/static/style.css"><script src="/static/app.js" defer></script>'
+        '<link rel=icon href="/static/icon.svg"><link rel=stylesheet href="/static/style.css"><script src="/static/app.js" defer></script>'
         f'</head><body data-page="{_e(kind)}"{attrs}>'
         f'<meta name=csrf content="{_e(csrf)}">'
         '<header><a class=brand href="/">nemod</a><nav><a href="/">Overview</a>'
@@ -131,7 +131,7 @@ def overview(data: Overview, csrf: str, message: str | None = None) -> str:
         empty="none: jobs start at any time"))
     parts.append("<h2>Recent failures</h2>" + _table(
         ("file", "rule", "when", "reason"),
-        [(_job_link(j), _e(j.rule), _e(when(j.finished_at)), _e(j.reason or ""))
+        [(_job_link(j), _e(j.rule), _e(when(j.finished_at)), _e(_sentence(j.reason)))
          for j in snap.failures], body_id="failures", empty="none"))
     parts.append(
         '<h2>Explain a file name</h2><form method=post action="/explain" class=explain>'
@@ -273,6 +273,11 @@ def login(csrf: str, failed: bool = False) -> str:
     return page("Log in", body, csrf=csrf, kind="login")
 
 
+def _sentence(reason: str | None) -> str:
+    advice = advise(reason)
+    return advice.sentence if advice is not None else ""
+
+
 def _flash(message: str | None) -> str:
     return f'<p class=flash id=flash role=status>{_e(message)}</p>' if message else ""
 
@@ -292,7 +297,8 @@ def overview_json(data: Overview) -> dict[str, Any]:
         "counts": {s: snap.counts.get(s, 0) for s in STATES},
         "running": [line_json(j) for j in snap.running],
         "queue": [line_json(j) for j in snap.queue],
-        "failures": [line_json(j) for j in snap.failures],
+        "failures": [{**line_json(j), "reason": _sentence(j.reason), "finished": when(j.finished_at)}
+                     for j in snap.failures],
     }
 
 
@@ -300,4 +306,5 @@ def job_json(detail: JobDetail) -> dict[str, Any]:
     """What a job page's script polls."""
     job = detail.job
     return {"id": job.id, "state": job.state.value, "label": job.label, "step": job.step,
-            "progress": job.progress, "attempts": job.attempts, "error": job.error}
+            "progress": job.progress, "attempts": job.attempts, "error": job.error,
+            "updated_at": job.updated_at, "finished_at": job.finished_at}

@@ -71,7 +71,7 @@
               j.reason || ""];
     }, "empty");
     fill("failures", data.failures, function (j) {
-      return [link(j), j.rule, "", j.reason || ""];
+      return [link(j), j.rule, j.finished, j.reason || ""];
     }, "none");
   }
 
