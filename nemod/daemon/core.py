@@ -45,7 +45,7 @@ from nemod.daemon.identity import make_owner
 from nemod.daemon.intake import Intake
 from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
-from nemod.daemon.pauses import PAUSED_RETRY_SECONDS, PausedFolders
+from nemod.daemon.pauses import PausedFolders
 from nemod.daemon.workers import WorkerPool
 from nemod.errors import ConfigError, PermanentJobError, WaitingError
 from nemod.names import shown
@@ -285,7 +285,8 @@ class Daemon:
         (reason ``schedule``) while its processing window is shut."""
         assert attempt.watch is not None and attempt.rule is not None
         if attempt.watch.key in PausedFolders.for_state_dir(attempt.config.state_dir).paused():
-            raise WaitingError("its folder is paused", reason="paused", delay=PAUSED_RETRY_SECONDS)
+            raise WaitingError("its folder is paused", reason="paused",
+                               delay=self.options.paused_retry_seconds)
         hold = self._service.hold(attempt.watch, attempt.rule) if self._service is not None else None
         if hold is not None:
             raise WaitingError("outside its processing window", reason="schedule", delay=hold)

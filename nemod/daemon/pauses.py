@@ -16,9 +16,6 @@ from pathlib import Path
 #: The record's file name inside ``state_dir``.
 PAUSES_NAME = "paused.json"
 
-#: How long a job from a paused folder waits before it is looked at again (seconds).
-PAUSED_RETRY_SECONDS = 10.0
-
 _LOCK = threading.Lock()  # one writer at a time within a process (the file is replaced atomically)
 
 

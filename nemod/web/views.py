@@ -121,7 +121,8 @@ def overview(data: Overview, csrf: str, message: str | None = None) -> str:
         action = "resume" if paused else "pause"
         link = "/jobs?" + urlencode({"folder": folder.folder})
         rows.append((f'<a href="{_e(link)}">{_e(folder.folder)}</a>' + (" <em>paused</em>" if paused else ""),
-                     *(_e(folder.counts.get(s, 0)) for s in STATES),
+                     *(f'<span data-folder="{_e(folder.folder)}" data-state="{s}">{folder.counts.get(s, 0)}</span>'
+                       for s in STATES),
                      _form(f"/folders/{action}", action.capitalize(), csrf, {"folder": folder.folder})))
     parts.append("<h2>Folders</h2>" + _table(("folder", *STATES, ""), rows, body_id="folders"))
     parts.append("<h2>Processing windows</h2>" + _table(
@@ -295,6 +296,8 @@ def overview_json(data: Overview) -> dict[str, Any]:
     return {
         "taken_at": snap.taken_at, "daemon": snap.daemon.detail,
         "counts": {s: snap.counts.get(s, 0) for s in STATES},
+        "folders": [{"folder": f.folder, "counts": {s: f.counts.get(s, 0) for s in STATES}}
+                    for f in snap.folders],
         "running": [line_json(j) for j in snap.running],
         "queue": [line_json(j) for j in snap.queue],
         "failures": [{**line_json(j), "reason": _sentence(j.reason), "finished": when(j.finished_at)}

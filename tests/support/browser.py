@@ -72,7 +72,7 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, step: f
     while time.monotonic() < deadline:
         try:
             last = condition()
-        except Exception as exc:  # noqa: BLE001 - the page may be reloading
+        except Exception as exc:
             last = exc
         else:
             if last:
@@ -107,7 +107,7 @@ class DaemonProcess:
             if not port:
                 return None
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                     return f"http://127.0.0.1:{port}"
             except urllib.error.HTTPError as exc:  # 503 until the first loop tick
                 exc.close()

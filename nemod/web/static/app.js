@@ -61,6 +61,10 @@
     document.querySelectorAll("#counts li").forEach(function (li) {
       li.querySelector("b").textContent = data.counts[li.className] || 0;
     });
+    document.querySelectorAll("#folders span[data-folder]").forEach(function (span) {
+      const folder = data.folders.find(function (f) { return f.folder === span.dataset.folder; });
+      if (folder) span.textContent = folder.counts[span.dataset.state] || 0;
+    });
     fill("running", data.running, function (j) {
       return [link(j), j.rule, progress(j), String(j.attempts)];
     }, "nothing");
