@@ -33,6 +33,7 @@ from nemod.daemon.pauses import PausedFolders
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
 from nemod.names import restored, shown
+from nemod.picture import Loudness, edit_picture, kept_ranges
 from nemod.schedule import combine, local_zone
 from nemod.service.status import STATES, JobLine, StatusSnapshot, StatusSource
 from nemod.service.storeview import StoreStatusSource, store_path
@@ -286,6 +287,18 @@ class DashboardData:
             return None
         path = Path(job.outputs[suffix])
         return path if path.is_file() else None
+
+    def picture(self, job_id: int) -> str | None:
+        """The picture of the job's edit drawn from the draft in its ``.log.json`` (without
+        the loudness lane, which needs the source), for jobs whose rule published none;
+        None when the job has no log with a draft."""
+        detail = self.job(job_id)
+        draft = detail.log.get("draft") if detail is not None and detail.log is not None else None
+        if detail is None or not isinstance(draft, dict):
+            return None
+        kept = kept_ranges(draft)
+        source = max((end for _, end in kept), default=None)
+        return edit_picture(draft, Loudness(step=1.0, db=()), name=detail.source, source_seconds=source)
 
     # --- actions (each returns a sentence for the person; raises NemodError) -----------
 

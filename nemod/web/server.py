@@ -192,6 +192,13 @@ class DashboardServer:
             if path.startswith("/api/"):
                 return _json(views.job_json(detail))
             return _html(views.job_page(detail, csrf, query.get("msg")))
+        match = re.match(r"^/jobs/(\d{1,18})/picture\.svg$", path)
+        if match:
+            svg = data.picture(int(match.group(1)))
+            if svg is None:
+                return Answer(HTTPStatus.NOT_FOUND, b"no draft to draw\n")
+            return Answer(HTTPStatus.OK, svg.encode(), "image/svg+xml",
+                          headers={"Content-Security-Policy": FILE_CSP})
         match = _FILE.match(path)
         if match:
             found = data.output(int(match.group(1)), match.group(2))

@@ -246,6 +246,11 @@ def _outputs(detail: JobDetail, csrf: str) -> str:
         src = f"/jobs/{job_id}/files/{quote('.timeline.svg')}"
         parts.append(f'<h2>The edit</h2><a href="{_e(src)}"><img id=picture class=picture src="{_e(src)}" '
                      'alt="picture of the edit: kept and cut stretches over the loudness"></a>')
+    elif detail.log is not None and isinstance(detail.log.get("draft"), dict):
+        src = f"/jobs/{job_id}/picture.svg"
+        parts.append(f'<h2>The edit</h2><a href="{_e(src)}"><img id=picture class=picture src="{_e(src)}" '
+                     'alt="picture of the edit: kept and cut stretches"></a><p class=note>Drawn from the '
+                     "log's draft, without the loudness (add <code>picture: svg</code> to the rule for it).</p>")
     if ".mp4" in suffixes:
         src = f"/jobs/{job_id}/files/.mp4"
         tracks = ""

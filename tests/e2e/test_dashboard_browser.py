@@ -41,7 +41,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         encoding="utf-8",
     )
     media = root / "media"
-    long_clip = make_clip(media / "long.mp4", width=480, height=270, seconds=12.0, fps=25)
+    long_clip = make_clip(media / "long.mp4", width=480, height=270, seconds=8.0, fps=25)
     daemon = DaemonProcess(config, root / "state", root / "daemon.log")
     url = daemon.start()
     try:
@@ -61,10 +61,13 @@ def _api(url: str) -> Any:
         return json.loads(answer.read())
 
 
-def _shot(driver: Any, name: str) -> None:
+def _shot(driver: Any, name: str, size: tuple[int, int] = (1280, 900)) -> None:
+    """With ``NEMOD_SCREENSHOTS=DIR``: save the page at ``size`` (CSS pixels) as DIR/name."""
     folder = os.environ.get("NEMOD_SCREENSHOTS")
     if folder:
+        driver.set_window_size(*size)
         driver.save_screenshot(str(Path(folder) / name))
+        driver.set_window_size(1280, 900)
 
 
 def test_overview_loads_without_console_errors(site: dict[str, Any]) -> None:
@@ -100,6 +103,7 @@ def test_dropped_file_runs_live_and_lands_with_picture_and_player(site: dict[str
 
     wait_for(progress_moved, timeout=60, what="progress moving", step=0.2)
     _shot(driver, "dashboard-overview.png")
+    _shot(driver, "dashboard-phone.png", (390, 844))
     del row
     driver.find_element(By.LINK_TEXT, HOSTILE).click()
     wait_for(lambda: driver.find_element(By.ID, "state").text == "done", timeout=90, what="the job done")
@@ -115,13 +119,13 @@ def test_dropped_file_runs_live_and_lands_with_picture_and_player(site: dict[str
     duration = wait_for(lambda: driver.execute_script(
         "const v = document.getElementById('player'); return v.readyState >= 1 && v.duration"),
         timeout=20, what="the player's metadata")
-    assert 11.0 < duration < 13.0
+    assert 7.0 < duration < 9.0
     played = driver.execute_async_script(
         "const done = arguments[arguments.length - 1]; const v = document.getElementById('player');"
         "v.muted = true; v.play().then(() => setTimeout(() => done(v.currentTime), 700),"
         " e => done('refused: ' + e));")
     assert isinstance(played, float | int) and played > 0, played
-    _shot(driver, "dashboard-job.png")
+    _shot(driver, "dashboard-job.png", (1100, 1900))
     assert _errors(driver) == []
 
 

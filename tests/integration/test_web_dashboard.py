@@ -130,7 +130,7 @@ def test_cancel_a_running_job_fails_it_as_cancelled_and_retry_runs_it_again(site
     assert answer.status_code == 303 and "being+stopped" in answer.headers["Location"]
     site.drive(lambda: site.job(job_id).state is JobState.FAILED)
     assert site.job(job_id).error == CANCELLED
-    assert (site.inbox / "failed" / HOSTILE).is_file()  # parked like any failure
+    site.drive(lambda: (site.inbox / "failed" / HOSTILE).is_file())  # parked like any failure
     site.backend.gate.set()
     assert site.post(f"/jobs/{job_id}/retry").status_code == 303
     assert (site.inbox / HOSTILE).is_file()  # moved back, as `nemod retry` does
@@ -209,6 +209,10 @@ def test_downloads_serve_only_the_outputs_recorded_for_the_job(site: Site) -> No
     part = site.http.get(f"/jobs/{job.id}/files/.mp4", headers={"Range": "bytes=10-19"})
     assert part.status_code == 206 and part.content == b"0123456789"
     assert part.headers["Content-Range"] == "bytes 10-19/1000"
+    drawn = site.http.get(f"/jobs/{job.id}/picture.svg")  # no picture: svg, so drawn from the log
+    assert drawn.status_code == 200 and drawn.headers["Content-Type"] == "image/svg+xml"
+    assert drawn.text.lstrip().startswith("<svg") and "<script" not in drawn.text
+    assert f"/jobs/{job.id}/picture.svg" in site.http.get(f"/jobs/{job.id}").text
     for path in (f"/jobs/{job.id}/files/.srt", f"/jobs/{job.id}/files/..%2F..%2Fnemod.yaml",
                  f"/jobs/{job.id}/files/../../nemod.yaml", f"/jobs/{job.id + 1}/files/.mp4",
                  "/static/../../config.py"):
