@@ -130,7 +130,7 @@ def test_cancel_a_running_job_fails_it_as_cancelled_and_retry_runs_it_again(site
     assert answer.status_code == 303 and "being+stopped" in answer.headers["Location"]
     site.drive(lambda: site.job(job_id).state is JobState.FAILED)
     assert site.job(job_id).error == CANCELLED
-    site.drive(lambda: (site.inbox / "failed" / HOSTILE).is_file())  # parked like any failure
+    site.drive((site.inbox / "failed" / HOSTILE).is_file)  # parked like any failure
     site.backend.gate.set()
     assert site.post(f"/jobs/{job_id}/retry").status_code == 303
     assert (site.inbox / HOSTILE).is_file()  # moved back, as `nemod retry` does
