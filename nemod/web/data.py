@@ -55,12 +55,14 @@ class DaemonControls(Protocol):
 
 @dataclass(frozen=True)
 class JobFilter:
-    """The jobs list's query: all fields optional; ``before`` is the keyset cursor (an id)."""
+    """The jobs list's query: all fields optional; ``since`` is a time (seconds since the
+    epoch) jobs were found at or after; ``before`` is the keyset cursor (an id)."""
 
     state: str | None = None
     folder: str | None = None
     rule: str | None = None
     search: str | None = None
+    since: float | None = None
     before: int | None = None
 
 
@@ -211,7 +213,7 @@ class DashboardData:
         Store-side query needed after the PostgreSQL merge: ``JobStore.page(filter, size)``.
         """
         where: list[str] = ["1 = 1"]
-        params: list[str | int] = []
+        params: list[str | int | float] = []
         if query.state in STATES:
             where.append("state = ?")
             params.append(query.state)
@@ -225,6 +227,9 @@ class DashboardData:
             where.append("relative LIKE ? ESCAPE '\\'")
             escaped = query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params.append(f"%{escaped}%")
+        if query.since is not None:
+            where.append("created_at >= ?")
+            params.append(query.since)
         if query.before is not None:
             where.append("id < ?")
             params.append(query.before)

@@ -22,6 +22,7 @@ first). All store access goes through :class:`nemod.web.data.DashboardData`.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import mimetypes
 import re
@@ -217,6 +218,7 @@ class DashboardServer:
         state = query.get("state") or None
         wanted = JobFilter(state=state if state in STATES else None, folder=query.get("folder") or None,
                            rule=query.get("rule") or None, search=query.get("q") or None,
+                           since=_day(query.get("since", "")),
                            before=int(before) if before.isdigit() else None)
         overview = data.overview()
         folders = [f.folder for f in overview.snapshot.folders]
@@ -259,6 +261,14 @@ class DashboardServer:
         except NemodError as exc:
             return Answer(HTTPStatus.CONFLICT, f"{exc}\n".encode())
         return Answer(HTTPStatus.NOT_FOUND, b"not found\n")
+
+
+def _day(text: str) -> float | None:
+    """``YYYY-MM-DD`` (UTC midnight) as seconds since the epoch; None when not a date."""
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def _msg(message: str) -> str:

@@ -79,6 +79,10 @@ def _form(action: str, label: str, csrf: str, fields: Mapping[str, str] | None =
             f"<button type=submit>{_e(label)}</button></form>")
 
 
+def _day(seconds: float | None) -> str:
+    return "" if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d")
+
+
 def _job_link(job: JobLine) -> str:
     return f'<a href="/jobs/{quote(job.id)}">{_e(job.source)}</a>'
 
@@ -155,7 +159,9 @@ def jobs_list(result: JobPage, query: JobFilter, folders: Sequence[str], rules: 
     form = ('<form method=get action="/jobs" class=filters>'
             f'<input name=q value="{_e(query.search or "")}" placeholder="file name contains" aria-label=search>'
             + options("state", STATES, query.state) + options("folder", folders, query.folder)
-            + options("rule", rules, query.rule) + "<button type=submit>Filter</button></form>")
+            + options("rule", rules, query.rule)
+            + f'<input type=date name=since value="{_e(_day(query.since))}" aria-label="found since">'
+            + "<button type=submit>Filter</button></form>")
     table = _table(
         ("id", "file", "folder", "rule", "state", "updated"),
         [(_e(j.id), _job_link(j), _e(j.folder or ""), _e(j.rule),
@@ -165,7 +171,7 @@ def jobs_list(result: JobPage, query: JobFilter, folders: Sequence[str], rules: 
     more = ""
     if result.next_before is not None:
         params = {k: v for k, v in (("q", query.search), ("state", query.state), ("folder", query.folder),
-                                    ("rule", query.rule)) if v}
+                                    ("rule", query.rule), ("since", _day(query.since))) if v}
         params["before"] = str(result.next_before)
         more = f'<p><a class=next href="/jobs?{_e(urlencode(params))}">Older jobs →</a></p>'
     return page("Jobs", form + table + more, csrf=csrf, kind="jobs")

@@ -25,7 +25,7 @@ from nemod.daemon.core import CANCELLED
 from nemod.errors import ConfigError, MediaError
 from nemod.store import JobState, SourceRef
 from nemod.store.sqlite import SQLiteStore
-from nemod.web.auth import hash_password
+from nemod.web.auth import hash_password, verify_password
 from nemod.web.data import status_source
 from nemod.web.server import DashboardServer
 
@@ -233,6 +233,17 @@ def test_jobs_list_pages_filters_and_searches(site: Site) -> None:
     assert site.http.get("/jobs?rule=other").text.count("<tr><td>") == 50
     assert site.http.get("/jobs?q=clip+11%25").text.count("<tr><td>") == 1  # % is a letter, not a wildcard
     assert site.http.get("/jobs?state=done").text.count("<tr><td>") == 0
+    assert site.http.get("/jobs?since=2000-01-01").text.count("<tr><td>") == 50
+    assert site.http.get("/jobs?since=2999-01-01").text.count("<tr><td>") == 0
+
+
+def test_nemod_password_prints_a_hash_that_verifies() -> None:
+    nemod = str(Path(sys.executable).parent / "nemod")
+    done = subprocess.run([nemod, "password"], input="horse battery\n", capture_output=True, text=True,
+                          timeout=60, check=True)
+    stored = re.search(r'password_hash: "(scrypt\$[^"]+)"', done.stdout)
+    assert stored and verify_password("horse battery", stored.group(1))
+    assert "horse" not in done.stdout
 
 
 def test_login_is_required_when_status_auth_is_set(tmp_path: Path) -> None:
