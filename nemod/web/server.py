@@ -220,13 +220,13 @@ class DashboardServer:
                            rule=query.get("rule") or None, search=query.get("q") or None,
                            since=_day(query.get("since", "")),
                            before=int(before) if before.isdigit() else None)
-        overview = data.overview()
-        folders = [f.folder for f in overview.snapshot.folders]
+        config = data.config
         try:
             result = data.page_jobs(wanted)
         except FileNotFoundError:
             result = JobPage((), None)
-        return _html(views.jobs_list(result, wanted, folders, overview.rules, csrf))
+        return _html(views.jobs_list(result, wanted, [w.key for w in config.watches],
+                                     [r.name for r in config.rules], csrf))
 
     def _service(self, path: str) -> Answer:
         snapshot = self.status.snapshot(_now())
