@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nemod.commands.forget import forget_source
+from nemod.commands.pause import set_paused
 from nemod.commands.retry import retry_job
 from nemod.config import Config
 from nemod.daemon.pauses import PausedFolders
@@ -348,13 +349,8 @@ class DashboardData:
         return self.controls.request_cancel(job_id)
 
     def set_paused(self, folder: str, paused: bool) -> str:
-        """Pause or resume starting jobs from the watch folder the store calls ``folder``."""
-        if self.config.watch_for(folder) is None:
-            raise NemodError(f"no watch folder {folder!r} in the configuration")
-        self.pauses.set(folder, paused=paused)
-        if paused:
-            return f"{folder} is paused: its files are still queued but not started"
-        return f"{folder} is resumed"
+        """``nemod pause``/``nemod resume``: stop or restart starting jobs from a folder."""
+        return set_paused(self.config, folder, paused=paused)
 
     def explain(self, name: str, size: int = 1) -> tuple[str, ...]:
         """``nemod explain`` for a file name (no file needed): the rule tried and why."""

@@ -4,6 +4,7 @@ tested here): actions, CSRF, login, headers, downloads, paging, the bind rule.""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -167,6 +168,22 @@ def test_a_paused_folder_queues_but_does_not_start_until_resumed(site: Site) -> 
     assert site.post("/folders/resume", folder=folder).status_code == 303
     site.drive(lambda: site.store.counts()[JobState.DONE] == 1)
     assert site.post("/folders/pause", folder="/not/configured").status_code == 409
+
+
+def test_nemod_pause_and_resume_use_the_same_record(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    nemod = str(Path(sys.executable).parent / "nemod")
+    record = tmp_path / "state" / "paused.json"
+    paused = subprocess.run([nemod, "pause", "-c", str(path), str(tmp_path / "in")], capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert "is paused" in paused.stdout
+    assert json.loads(record.read_text())["paused"] == [str((tmp_path / "in").resolve())]
+    subprocess.run([nemod, "resume", "-c", str(path), str(tmp_path / "in")], timeout=60, check=True,
+                   capture_output=True)
+    assert json.loads(record.read_text())["paused"] == []
+    unknown = subprocess.run([nemod, "pause", "-c", str(path), "nowhere"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert unknown.returncode == 1 and "no watch folder 'nowhere'" in unknown.stderr
 
 
 def test_forget_and_explain_use_the_cli_code(site: Site) -> None:
