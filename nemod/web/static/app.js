@@ -19,6 +19,23 @@
     return a;
   }
 
+  // Speed of each running job's current step, from the progress seen so far: job id →
+  // {step, time, fraction} of the first sighting of that step.
+  const seen = {};
+
+  function left(job) {
+    const now = Date.now() / 1000;
+    const first = seen[job.id];
+    if (!first || first.step !== job.step || job.progress < first.fraction) {
+      seen[job.id] = {step: job.step, time: now, fraction: job.progress};
+      return "";
+    }
+    const rate = (job.progress - first.fraction) / (now - first.time);
+    if (!(rate > 0) || now - first.time < 2) return "";
+    const seconds = Math.round((1 - job.progress) / rate);
+    return seconds < 90 ? " · ~" + seconds + " s left" : " · ~" + Math.round(seconds / 60) + " min left";
+  }
+
   function progress(job) {
     const span = document.createElement("span");
     const step = document.createElement("span");
@@ -31,7 +48,9 @@
       bar.max = 100; bar.value = pct;
       const text = document.createElement("span");
       text.className = "pct"; text.textContent = pct + "%";
-      span.append(" ", bar, " ", text);
+      const eta = document.createElement("span");
+      eta.className = "eta"; eta.textContent = left(job);
+      span.append(" ", bar, " ", text, eta);
     }
     return span;
   }
