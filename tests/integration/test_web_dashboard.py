@@ -296,6 +296,8 @@ def test_a_non_loopback_bind_without_auth_refuses_to_start(tmp_path: Path) -> No
                               check=False)
         assert done.returncode == 2, done
         assert "needs status_auth" in done.stderr
+    allowed = _config(tmp_path, f'status_host: 0.0.0.0\nstatus_auth: {{password_hash: "{hash_password("pw")}"}}')
+    assert load(allowed).status_auth.configured
     # Even a config that bypassed the check (built by hand) cannot serve it.
     config = load(_config(tmp_path))
     with pytest.raises(ConfigError, match="without status_auth"):
