@@ -131,7 +131,14 @@ class DashboardServer:
     # --- routing (called by the handler; every answer is built here) -------------------
 
     def get(self, path: str, query: Mapping[str, str], session: str) -> Answer:
-        """The answer to ``GET path`` for an allowed request."""
+        """The answer to ``GET path`` for an allowed request (pages get a "log out" button
+        when a login is required)."""
+        answer = self._get(path, query, session)
+        if self.gate.required and answer.content_type.startswith("text/html"):
+            answer.body = views.signed_in(answer.body.decode(), self.gate.csrf(session)).encode()
+        return answer
+
+    def _get(self, path: str, query: Mapping[str, str], session: str) -> Answer:
         if path in ("/healthz", "/metrics", "/status.json"):
             return self._service(path)
         data = self.data

@@ -43,6 +43,18 @@ def size_text(size: int | None) -> str:
     return f"{size} B"
 
 
+#: Where the header's "log out" button goes; :func:`signed_in` fills it when a login is
+#: required (the pages themselves do not know).
+ACCOUNT = "<!--account-->"
+
+
+def signed_in(text: str, csrf: str) -> str:
+    """``text`` (a page) with a "log out" button in its header."""
+    button = (f'<form method=post action="/logout" class="inline logout"><input type=hidden name=csrf '
+              f'value="{_e(csrf)}"><button type=submit>Log out</button></form>')
+    return text.replace(ACCOUNT, button, 1)
+
+
 def page(title: str, body: str, *, csrf: str, kind: str, data: Mapping[str, str] | None = None) -> str:
     """A whole page: ``kind`` names it for the script (``overview``, ``job``, …); ``data``
     adds ``data-*`` attributes to ``<body>`` (escaped)."""
@@ -55,7 +67,7 @@ def page(title: str, body: str, *, csrf: str, kind: str, data: Mapping[str, str]
         f'</head><body data-page="{_e(kind)}"{attrs}>'
         f'<meta name=csrf content="{_e(csrf)}">'
         '<header><a class=brand href="/">nemod</a><nav><a href="/">Overview</a>'
-        '<a href="/jobs">Jobs</a></nav></header>'
+        f'<a href="/jobs">Jobs</a></nav>{ACCOUNT}</header>'
         f"<main><h1>{_e(title)}</h1>{body}</main></body></html>\n"
     )
 

@@ -279,6 +279,11 @@ def test_login_is_required_when_status_auth_is_set(tmp_path: Path) -> None:
         assert site.http.post("/jobs/1/retry", data={"csrf": csrf}).status_code == 401
         assert site.http.post("/login", data={"csrf": csrf, "secret": "s3cret"}).headers["Location"] == "/"
         assert site.http.get("/").status_code == 200
+        assert 'action="/logout"' in site.http.get("/").text
+        assert site.http.post("/logout", data={"csrf": site.csrf()}).headers["Location"] == "/login"
+        assert site.http.get("/").status_code == 303  # logged out
+        site.http.post("/login", data={"csrf": site.csrf("/login"), "secret": "t" * 32})  # the token logs in too
+        assert site.http.get("/").status_code == 200
         with httpx.Client(base_url=str(site.http.base_url)) as script:
             assert script.get("/api/overview", headers={"Authorization": "Bearer " + "t" * 32}).status_code == 200
             assert script.get("/api/overview", headers={"Authorization": "Bearer nope"}).status_code == 401
