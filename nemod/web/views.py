@@ -234,14 +234,14 @@ def _actions(job_id: int, state: str, csrf: str) -> str:
 def _timings(log: Mapping[str, Any] | None) -> str:
     if not log:
         return ""
-    rows: list[tuple[str, str]] = []
-    analysis = (log.get("draft") or {}).get("m", {}).get("analysis_seconds", {}) if isinstance(
-        log.get("draft"), dict) else {}
-    for name, seconds in dict(analysis).items():
-        rows.append((str(name), f"{float(seconds):.2f} s"))
-    for name, seconds in dict(log.get("timings") or {}).items():
-        if isinstance(seconds, int | float):
-            rows.append((str(name), f"{float(seconds):.2f} s"))
+    draft = log.get("draft")
+    analysis = draft.get("m", {}).get("analysis_seconds", {}) if isinstance(draft, dict) else {}
+    steps: dict[str, float] = {}  # the engine reports analysis steps in the draft and the log
+    for source in (analysis, log.get("timings") or {}):
+        for name, seconds in dict(source).items():
+            if isinstance(seconds, int | float):
+                steps[str(name)] = float(seconds)
+    rows = [(name, f"{seconds:.2f} s") for name, seconds in steps.items()]
     if isinstance(log.get("seconds"), int | float):
         rows.append(("whole job", f"{float(log['seconds']):.2f} s"))
     summary = f"<p class=summary>{_e(log['timeline'])}</p>" if log.get("timeline") else ""

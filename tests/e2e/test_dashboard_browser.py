@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from support.browser import DaemonProcess, browser_missing, chromium, wait_for
 
-from nemod.samples import make_clip
+from nemod.samples import make_talk
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 
@@ -35,19 +35,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     config = root / "nemod.yaml"
     config.write_text(
         "state_dir: ./state\nsettle_seconds: 0.3\nstatus_port: 0\n"
-        "engine: {preset: medium}\n"
         "watch:\n  - path: ./inbox\n    output: ./outbox\n"
-        "rules:\n  - name: export\n    match: {glob: '*.mp4'}\n    edit: export 1080p\n    picture: svg\n",
+        "rules:\n  - name: export\n    match: {glob: '*.mp4'}\n    edit: trim the pauses, export 720p\n"
+        "    picture: svg\n",
         encoding="utf-8",
     )
     media = root / "media"
-    long_clip = make_clip(media / "long.mp4", width=480, height=270, seconds=8.0, fps=25)
+    talk = make_talk(media / "talk.mp4", width=480, height=270)  # 34.6 s of speech, 3 pauses
     daemon = DaemonProcess(config, root / "state", root / "daemon.log")
     url = daemon.start()
     try:
         with chromium(root / "profile") as driver:
             yield {"url": url, "driver": driver, "inbox": inbox, "outbox": outbox, "root": root,
-                   "long": long_clip, "daemon": daemon}
+                   "talk": talk, "daemon": daemon}
     finally:
         daemon.stop()
 
@@ -89,7 +89,7 @@ def test_dropped_file_runs_live_and_lands_with_picture_and_player(site: dict[str
 
     driver, url = site["driver"], site["url"]
     driver.get(url + "/")
-    shutil.copy(site["long"], site["inbox"] / HOSTILE)
+    shutil.copy(site["talk"].path, site["inbox"] / HOSTILE)
     # It appears as running on the overview, without a reload, its name as text.
     row = wait_for(lambda: [r for r in driver.find_elements(By.CSS_SELECTOR, "#running tr")
                             if HOSTILE in r.text], timeout=30, what="the dropped file running")[0]
@@ -116,10 +116,13 @@ def test_dropped_file_runs_live_and_lands_with_picture_and_player(site: dict[str
         "const i = document.getElementById('picture'); return i && i.complete && i.naturalWidth"),
         timeout=10, what="the picture of the edit")
     assert picture > 100
+    svg_link = driver.find_element(By.CSS_SELECTOR, "a:has(> #picture)").get_attribute("href")
+    with urllib.request.urlopen(svg_link, timeout=5) as answer:
+        assert "3 cuts" in answer.read().decode()
     duration = wait_for(lambda: driver.execute_script(
         "const v = document.getElementById('player'); return v.readyState >= 1 && v.duration"),
         timeout=20, what="the player's metadata")
-    assert 7.0 < duration < 9.0
+    assert 25.0 < duration < site["talk"].duration - 4.0  # the three pauses are gone
     played = driver.execute_async_script(
         "const done = arguments[arguments.length - 1]; const v = document.getElementById('player');"
         "v.muted = true; v.play().then(() => setTimeout(() => done(v.currentTime), 700),"
