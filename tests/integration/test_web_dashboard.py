@@ -4,6 +4,7 @@ tested here): actions, CSRF, login, headers, downloads, paging, the bind rule.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -26,8 +27,9 @@ from nemod.daemon.core import CANCELLED
 from nemod.errors import ConfigError, MediaError
 from nemod.store import JobState, SourceRef
 from nemod.store.sqlite import SQLiteStore
+from nemod.web import views
 from nemod.web.auth import hash_password, verify_password
-from nemod.web.data import status_source
+from nemod.web.data import DashboardData, status_source
 from nemod.web.server import DashboardServer
 
 FAST = DaemonOptions(lease_seconds=5.0, heartbeat_seconds=0.1, stop_timeout=2.0, cancel_timeout=5.0,
@@ -316,3 +318,22 @@ def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
     token.chmod(0o644)
     with pytest.raises(ConfigError, match="readable by others"):
         load(_config(tmp_path, "status_host: 0.0.0.0\nstatus_auth: {token_file: dashboard.token}"))
+
+
+def test_overview_lists_processing_windows_and_when_they_open(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace("    poll_interval: 0.2\n",
+                                             "    poll_interval: 0.2\n    schedule: mon-fri 22:00-06:00\n"))
+    config = load(path)
+    wednesday_noon = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC).timestamp()
+    store = SQLiteStore(config.state_dir / "jobs.sqlite3")
+    try:
+        data = DashboardData(lambda: config, store, status_source(config), clock=lambda: wednesday_noon,
+                             zone=dt.UTC)
+        (window,) = data.overview().windows
+        assert window.text == "mon-fri 22:00-06:00" and not window.open_now
+        assert window.next_open == dt.datetime(2026, 12, 2, 22, 0, tzinfo=dt.UTC).timestamp()
+        page = views.overview(data.overview(), "tok")
+        assert "mon-fri 22:00-06:00" in page and "2026-12-02 22:00:00 UTC" in page and "shut" in page
+    finally:
+        store.close()
