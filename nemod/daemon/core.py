@@ -174,6 +174,10 @@ class Daemon:
         copy (written with each heartbeat, every ``heartbeat_seconds``)."""
         return {a.job.id: (a.step, a.progress) for a in self._snapshot() if not a.done.is_set()}
 
+    def _is_cancelled(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
     def _take_cancel(self, job_id: int) -> bool:
         with self._lock:
             if job_id in self._cancelled:
@@ -297,7 +301,7 @@ class Daemon:
         job = active.job
         attempt = locate(job, self.config)
         try:
-            if job.id in self._cancelled:
+            if self._is_cancelled(job.id):
                 raise PermanentJobError(CANCELLED)  # noqa: TRY301 - one path for every outcome
             attempt = ready(attempt, self.options)
             self._check_window(attempt)

@@ -346,6 +346,8 @@ class DashboardData:
             raise NemodError(f"job {job_id} is {job.label}; only queued or running jobs can be cancelled")
         if self.controls is None:
             raise NemodError("cancelling needs the running daemon (this page is not served by it)")
+        if job.state is JobState.RUNNING and job_id not in self.controls.live_progress():
+            raise NemodError(f"job {job_id} is running in another nemod process; cancel it from that one's page")
         return self.controls.request_cancel(job_id)
 
     def set_paused(self, folder: str, paused: bool) -> str:
