@@ -29,7 +29,8 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2,
 
 #: Subcommands, each the name of a module in nemod.commands.
 COMMANDS = (
-    "check", "explain", "process", "run", "demo", "serve", "credits", "status", "jobs", "retry", "forget",
+    "check", "explain", "process", "run", "demo", "serve", "credits", "status", "jobs", "retry", "forget", "pause", "resume",
+    "password",
 )
 
 

@@ -11,6 +11,7 @@ Paths in the config are resolved relative to the config file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -73,6 +74,9 @@ RULE_SCHEMA: dict[str, Any] = {
     },
 }
 
+#: ``nemod password`` output: ``scrypt$<n>$<r>$<p>$<salt hex>$<key hex>`` (see nemod.web.auth).
+PASSWORD_HASH_PATTERN = r"^scrypt\$[0-9]+\$[0-9]+\$[0-9]+\$[0-9a-f]{16,}\$[0-9a-f]{32,}$"  # noqa: S105
+
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -85,6 +89,15 @@ SCHEMA: dict[str, Any] = {
         "max_attempts": {"type": "integer", "minimum": 1},
         "retention_days": {"type": "integer", "minimum": 1},
         "status_port": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "status_host": {"type": "string", "minLength": 1},
+        "status_auth": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "password_hash": {"type": "string", "pattern": PASSWORD_HASH_PATTERN},
+                "token_file": {"type": "string", "minLength": 1},
+            },
+        },
         "log_level": {"enum": ["debug", "info", "warning", "error"]},
         "watch": {
             "type": "array",
@@ -300,6 +313,30 @@ class NotifySettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Who may use the dashboard (``status_auth:``): a scrypt password hash and/or a
+    token file (mode 0600, relative to ``state_dir``). Neither: no login (loopback only)."""
+
+    password_hash: str | None = None
+    token_file: Path | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when some way to log in is configured."""
+        return self.password_hash is not None or self.token_file is not None
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (an address or ``localhost``) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated nemod configuration (immutable)."""
 
@@ -314,6 +351,8 @@ class Config:
     max_attempts: int = 5
     retention_days: int = 30
     status_port: int | None = None
+    status_host: str = "127.0.0.1"
+    status_auth: AuthSettings = field(default_factory=AuthSettings)
     log_level: str = "info"
     cloud: CloudSettings = field(default_factory=CloudSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
@@ -765,6 +804,8 @@ def load(
     settle = float(data.get("settle_seconds", Config.settle_seconds)) if sound("settle_seconds") else Config.settle_seconds
     watches = _watch_folders(data, document, base, settle, sound, rule_names=seen | unsound_rules,
                              exists=exists if check_folders else None)
+    state_dir = resolve_path(base, data.get("state_dir", DEFAULT_STATE_DIR))
+    auth = _auth(data, document, state_dir, sound, check_files=check_folders)
     if problems:
         raise ConfigError(problems)
 
@@ -773,7 +814,7 @@ def load(
     # Every default lives in its dataclass; load() only resolves paths and the environment.
     return _settings(
         Config, data, path=file.resolve(), backend=backend, watches=watches, rules=tuple(rules),
-        settle_seconds=settle, state_dir=resolve_path(base, data.get("state_dir", DEFAULT_STATE_DIR)),
+        settle_seconds=settle, state_dir=state_dir, status_auth=auth,
         cloud=_settings(CloudSettings, cloud_raw, api_url=(
             cloud_raw.get("api_url") or os.environ.get("NEMO_API_URL") or DEFAULT_API_URL)),
         engine=_settings(EngineSettings, engine_raw, base_dir=base,
@@ -781,6 +822,32 @@ def load(
             str(resolve_path(base, engine_raw["font"])) if engine_raw.get("font") else None)),
         notify=_settings(NotifySettings, data.get("notify", {})),
     )
+
+
+def _auth(
+    data: Mapping[str, Any], document: _Document, state_dir: Path, sound: Callable[..., bool],
+    *, check_files: bool,
+) -> AuthSettings:
+    """``status_auth`` resolved; a non-loopback ``status_host`` without it, or a token file
+    others can read, is a problem (the dashboard can act on jobs)."""
+    raw = data.get("status_auth", {}) if sound("status_auth") else {}
+    token = resolve_path(state_dir, raw["token_file"]) if raw.get("token_file") else None
+    auth = AuthSettings(password_hash=raw.get("password_hash"), token_file=token)
+    host = data.get("status_host", Config.status_host)
+    if sound("status_host") and not is_loopback(host) and not auth.configured and sound("status_auth"):
+        document.problem(("status_host",), f"binding the dashboard to {host} needs status_auth "
+                         "(password_hash from `nemod password`, or token_file): anyone who reaches "
+                         "it could retry, cancel and forget jobs")
+    if token is not None and check_files:
+        try:
+            mode = token.stat().st_mode & 0o777
+        except OSError:
+            document.problem(("status_auth", "token_file"), f"token file not found: {token}")
+        else:
+            if mode & 0o077:
+                document.problem(("status_auth", "token_file"),
+                                 f"{token} is readable by others (mode {mode:o}); chmod 600 it")
+    return auth
 
 
 _T = TypeVar("_T")

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from nemod.commands import add_config_option, load_config
+from nemod.config import Config
 from nemod.errors import NemodError
-from nemod.store import SourceRef, fingerprint, open_store
+from nemod.store import JobStore, SourceRef, fingerprint, open_store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -22,19 +23,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Delete the jobs of the file (by content fingerprint and by path); exit 1 if none."""
-    config = load_config(args, check_folders=False)
-    path = args.file.parent.resolve() / args.file.name
+def source_ref(config: Config, path: Path) -> SourceRef | None:
+    """How the store names ``path`` (its watch folder's key and the path inside it), or
+    None when no watch folder holds it."""
     source: SourceRef | None = None
     for watch in config.watches:
         root = str(watch.path)
         if str(path).startswith(root + os.sep):
             source = SourceRef(watch.key, os.path.relpath(path, root).replace(os.sep, "/"))
-    print_ = fingerprint(path) if path.is_file() else None
+    return source
+
+
+def forget_source(store: JobStore, source: SourceRef | None, path: Path | None) -> int:
+    """Delete the jobs of a file, by its content fingerprint (when ``path`` is readable)
+    and by its store name ``source`` (``nemod forget`` and the dashboard); returns how many
+    jobs were deleted (running jobs are kept)."""
+    print_ = fingerprint(path) if path is not None and path.is_file() else None
+    if print_ is None and source is None:
+        return 0
+    return store.forget(fingerprint=print_, source=source)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Delete the jobs of the file (by content fingerprint and by path); exit 1 if none."""
+    config = load_config(args, check_folders=False)
+    path = args.file.parent.resolve() / args.file.name
     store = open_store(config.state_dir)
     try:
-        count = store.forget(fingerprint=print_, source=source)
+        count = forget_source(store, source_ref(config, path), path)
     finally:
         store.close()
     if count == 0:

@@ -13,7 +13,7 @@ from typing import Any
 from nemod.commands import add_config_option, load_config
 from nemod.config import Config
 from nemod.errors import NemodError
-from nemod.store import Job, JobState, open_store
+from nemod.store import Job, JobState, JobStore, open_store
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -43,6 +43,19 @@ def restore_source(config: Config, job: Job) -> bool:
     return True
 
 
+def retry_job(config: Config, store: JobStore, job_id: int) -> Job:
+    """Queue the failed job ``job_id`` again, its source moved back from ``failed/``
+    (``nemod retry JOB`` and the dashboard's retry button). Raises NemodError when the
+    job is unknown or not failed; returns the job as it was."""
+    job = store.get(job_id)
+    if job is None or job.state is not JobState.FAILED:
+        what = f"is {job.label}" if job else "does not exist"
+        raise NemodError(f"job {job_id} {what}; only failed jobs can be retried")
+    restore_source(config, job)
+    store.retry(job.id)
+    return job
+
+
 def run(args: argparse.Namespace) -> int:
     """Queue the job(s); exit 1 when the job is unknown or not failed."""
     config = load_config(args, check_folders=False)
@@ -54,14 +67,11 @@ def run(args: argparse.Namespace) -> int:
             text = str(args.job).removeprefix("job-")
             if not text.isdigit():
                 raise NemodError(f"not a job id: {args.job}")
-            job = store.get(int(text))
-            if job is None or job.state is not JobState.FAILED:
-                what = f"is {job.label}" if job else "does not exist"
-                raise NemodError(f"job {text} {what}; only failed jobs can be retried")
-            failed = [job]
-        for job in failed:
-            restore_source(config, job)
-            store.retry(job.id)
+            failed = [retry_job(config, store, int(text))]
+        if args.failed:
+            for job in failed:
+                restore_source(config, job)
+                store.retry(job.id)
         plural = "s" if len(failed) != 1 else ""
         print(f"queued {len(failed)} failed job{plural} again")
         return 0

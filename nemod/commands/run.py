@@ -16,6 +16,8 @@ from nemod.logs import configure
 from nemod.service.malloc import limit_arenas
 from nemod.service.runtime import build_runtime
 from nemod.store import open_store
+from nemod.web.data import status_source
+from nemod.web.server import DashboardServer
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
     limit_arenas()  # before any daemon thread starts: keeps RSS flat over long runs
     store = open_store(config.state_dir)
     runtime = build_runtime(config)  # sd_notify, beacon, notifications, status_port
+    if config.status_port is not None and runtime.server is not None:
+        # The dashboard replaces the read-only page; it refuses a non-loopback bind without
+        # status_auth (ConfigError, exit 2) even if the config check was bypassed.
+        runtime.server = DashboardServer(config, status_source(config), port=config.status_port,
+                                         health=runtime.health)
     try:
         daemon = Daemon(
             config, store, build_backend(config),

@@ -45,8 +45,9 @@ from nemod.daemon.identity import make_owner
 from nemod.daemon.intake import Intake
 from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
+from nemod.daemon.pauses import PausedFolders
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import ConfigError, WaitingError
+from nemod.errors import ConfigError, PermanentJobError, WaitingError
 from nemod.names import shown
 from nemod.pipeline import run_job
 from nemod.store.base import Job, JobStore
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
     from nemod.service.runtime import ServiceHooks
 
 EventCallback = Callable[[str, Job], None]
+
+#: The failure reason of a job a person cancelled (:meth:`Daemon.request_cancel`).
+CANCELLED = "cancelled by a person from the dashboard; retry it to run it again."
 
 
 # --- the daemon ----------------------------------------------------------------------------
@@ -101,6 +105,7 @@ class Daemon:
         self.intake = Intake(store, wakeup=self.wakeup, queued=functools.partial(self._emit, "queued"),
                              watcher_factory=watcher_factory, check_open_files=self.options.check_open_files)
         self._active: dict[int, Active] = {}
+        self._cancelled: set[int] = set()  # jobs a person cancelled (dashboard), until they end
         self._workers = WorkerPool()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -146,6 +151,39 @@ class Daemon:
         """Reload the config on the next iteration (SIGHUP)."""
         self._reload.set()
         self.wakeup.set()
+
+    def request_cancel(self, job_id: int) -> str:
+        """Cancel a job for a person (the dashboard): a running job is stopped (ffmpeg
+        killed) and a queued one never starts; either ends ``failed`` with the reason
+        :data:`CANCELLED`, so ``nemod retry`` runs it again. A queued job is marked when a
+        worker next claims it (the store has no cancel of its own yet). Returns a sentence
+        saying which happened. Safe from any thread."""
+        with self._lock:
+            self._cancelled.add(job_id)
+            active = self._active.get(job_id)
+        self.wakeup.set()
+        if active is not None and not active.done.is_set():
+            active.context.cancel.set()
+            self._log.info("job_cancel_requested", job=active.job.key, running=True)
+            return f"job {job_id} is being stopped; it will show as failed (cancelled)"
+        self._log.info("job_cancel_requested", job=f"job-{job_id}", running=False)
+        return f"job {job_id} will not start: it fails as cancelled when its turn comes"
+
+    def live_progress(self) -> dict[int, tuple[str | None, float | None]]:
+        """Job id → (step, fraction) of the jobs running here now, fresher than the store's
+        copy (written with each heartbeat, every ``heartbeat_seconds``)."""
+        return {a.job.id: (a.step, a.progress) for a in self._snapshot() if not a.done.is_set()}
+
+    def _is_cancelled(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
+    def _take_cancel(self, job_id: int) -> bool:
+        with self._lock:
+            if job_id in self._cancelled:
+                self._cancelled.discard(job_id)
+                return True
+            return False
 
     @property
     def stopping(self) -> bool:
@@ -247,8 +285,12 @@ class Daemon:
             self.wakeup.set()
 
     def _check_window(self, attempt: Attempt) -> None:
-        """Raise WaitingError (reason ``schedule``) while the job's processing window is shut."""
+        """Raise WaitingError (reason ``paused``) while the job's folder is paused, and
+        (reason ``schedule``) while its processing window is shut."""
         assert attempt.watch is not None and attempt.rule is not None
+        if attempt.watch.key in PausedFolders.for_state_dir(attempt.config.state_dir).paused():
+            raise WaitingError("its folder is paused", reason="paused",
+                               delay=self.options.paused_retry_seconds)
         hold = self._service.hold(attempt.watch, attempt.rule) if self._service is not None else None
         if hold is not None:
             raise WaitingError("outside its processing window", reason="schedule", delay=hold)
@@ -259,6 +301,8 @@ class Daemon:
         job = active.job
         attempt = locate(job, self.config)
         try:
+            if self._is_cancelled(job.id):
+                raise PermanentJobError(CANCELLED)  # noqa: TRY301 - one path for every outcome
             attempt = ready(attempt, self.options)
             self._check_window(attempt)
             assert attempt.watch is not None and attempt.rule is not None
@@ -271,12 +315,15 @@ class Daemon:
                 self._lose(active)
                 self._log.warning("job_taken_over_at_completion")
                 return
+            self._take_cancel(job.id)  # asked too late: it finished first
             self._log.info("job_done", outputs=sorted(outputs.values()), summary=outcome.summary)
             tidy_source(attempt.source, attempt.watch, attempt.rule, job.source.relative)
             self._emit("done", self.store.get(job.id) or job)
         except Exception as exc:  # noqa: BLE001 -- every outcome maps to a transition
             transition = transition_for(exc, attempt, self.options, lost=active.lost,
                                         stopping=self._stopping.is_set(), cancelled=active.context.cancel.is_set())
+            if self._take_cancel(job.id) and transition.kind != "abandon":
+                transition = Transition("fail", CANCELLED)
             if transition.unexpected:
                 self._log.exception("job_error_unexpected")
             self._apply(active, attempt, transition)

@@ -18,6 +18,8 @@ class DaemonOptions:
     retry_max_seconds: float = 3600.0
     waiting_default_seconds: float = 300.0
     unreachable_retry_seconds: float = 60.0
+    #: how long a job of a paused folder waits before it is looked at again
+    paused_retry_seconds: float = 10.0
     check_open_files: bool = True
 
 

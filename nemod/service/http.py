@@ -69,6 +69,9 @@ class StatusServer:
             return self._address[1]
         return int(self._server.server_address[1])
 
+    def attach(self, daemon: Any) -> None:
+        """Nothing: the read-only page needs only its source."""
+
     def start(self) -> None:
         """Bind and serve in a background thread; raises OSError when the port is taken."""
         owner = self

@@ -70,6 +70,23 @@ class DaemonView(Protocol):
         "progress", …}], "jobs": {state: n}}``."""
 
 
+class Endpoint(Protocol):
+    """The HTTP endpoint the runtime starts with the daemon (status page or dashboard)."""
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+
+    def attach(self, daemon: Any) -> None:
+        """Given the daemon before :meth:`start` (the dashboard acts through it)."""
+
+    def start(self) -> None:
+        """Bind and serve; raises OSError when the port is taken."""
+
+    def close(self) -> None:
+        """Stop serving."""
+
+
 class ServiceHooks(Protocol):
     """The calls the daemon makes (see the module docstring)."""
 
@@ -121,7 +138,7 @@ class ServiceRuntime:
         sd: SdNotifier,
         beacon: DaemonBeacon,
         sink: EventSink | None = None,
-        server: StatusServer | None = None,
+        server: Endpoint | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         zone: dt.tzinfo | None = None,
@@ -153,6 +170,7 @@ class ServiceRuntime:
         """Start the endpoint, refresh status and beacon, then ``READY=1``."""
         if self.server is not None:
             try:
+                self.server.attach(daemon)
                 self.server.start()
             except OSError as exc:
                 log.error(  # noqa: TRY400 - one line is enough: the port is taken
