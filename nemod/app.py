@@ -16,6 +16,24 @@ from nemod.cloud.backend import CloudBackend
 from nemod.config import Config
 from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.errors import NemodError
+from nemod.store.base import SQLITE_NAME, JobStore
+from nemod.store.sqlite import SQLiteStore
+
+
+def build_store(config: Config, *, read_only: bool = False) -> JobStore:
+    """The job store ``config`` names: PostgreSQL at ``store:`` (migrated at open, pool sized
+    for ``concurrency`` plus the loop), else SQLite in ``state_dir``.
+
+    ``read_only`` is for readers (status): SQLite is opened without writing (raises
+    FileNotFoundError before the daemon made it) and PostgreSQL without migrating.
+    Raises StoreUnavailableError when the database cannot be reached, StoreError when its
+    schema is newer than this nemod.
+    """
+    if config.store is None:
+        return SQLiteStore(config.state_dir / SQLITE_NAME, read_only=read_only)
+    from nemod.store.postgres import PostgresStore  # psycopg is only loaded when used
+
+    return PostgresStore(config.store, pool_size=config.concurrency + 2, migrate=not read_only)
 
 
 def build_cloud_backend(

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nemod.app import build_store
 from nemod.commands import add_config_option, load_config
 from nemod.errors import NemodError
-from nemod.store import SourceRef, fingerprint, open_store
+from nemod.store import SourceRef, fingerprint
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         if str(path).startswith(root + os.sep):
             source = SourceRef(watch.key, os.path.relpath(path, root).replace(os.sep, "/"))
     print_ = fingerprint(path) if path.is_file() else None
-    store = open_store(config.state_dir)
+    store = build_store(config)
     try:
         count = store.forget(fingerprint=print_, source=source)
     finally:

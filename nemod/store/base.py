@@ -22,12 +22,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from nemod.errors import LeaseLostError
+
+#: The SQLite job database's file name inside ``state_dir`` (the store when ``store:`` is absent).
+SQLITE_NAME = "jobs.sqlite3"
 
 #: How much of each end of a file the fingerprint hashes.
 FINGERPRINT_SPAN = 1024 * 1024
@@ -106,6 +110,14 @@ class Job:
         return self.state.value
 
     @property
+    def host(self) -> str | None:
+        """The host holding (or that last held) the lease: the ``host_id`` part of
+        ``lease_owner`` (``host:pid:start``), or None."""
+        if not self.lease_owner:
+            return None
+        return self.lease_owner.rsplit(":", 2)[0]
+
+    @property
     def key(self) -> str:
         """A stable name for the job (log files, scratch folders): ``job-<id>``."""
         return f"job-{self.id}"
@@ -168,7 +180,8 @@ class JobStore(Protocol):
         self, job_id: int, lease: int, error: str, retry_after: float | None = None,
         *, code: str | None = None,
     ) -> bool:
-        """Record a failure (``error`` text and its ``code``, default ``other``): permanent
+        """Record a failure (``error`` text and its ``code``; None: the code is read from the
+        text once, see :func:`nemod.errors.code_from_text`): permanent
         when ``retry_after`` is None, else queued again after ``retry_after`` seconds (on the
         store's clock). False: taken over."""
 
@@ -239,6 +252,14 @@ class JobStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs, status and errors)."""
+    return _PASSWORD.sub(r"\1***@", url)
 
 
 def fingerprint(path: Path, size: int | None = None, mtime: float | None = None) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -34,9 +33,10 @@ import psycopg_pool
 import structlog
 from psycopg.rows import dict_row
 
-from nemod.errors import StoreError, StoreUnavailableError
+from nemod.errors import StoreError, StoreUnavailableError, code_from_text
 from nemod.names import restored, shown, stored
 from nemod.store.base import Job, JobState, SideEffect, SourceRef, StoreSummary
+from nemod.store.base import redact_url as redact
 
 #: The NOTIFY channel on which hosts tell each other that a job may be claimable.
 CHANNEL = "nemod_work"
@@ -106,14 +106,6 @@ RETURNING jobs.*
 
 _NOTIFY_SQL = f"SELECT pg_notify('{CHANNEL}', '')"
 
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs, status and errors)."""
-    return _PASSWORD.sub(r"\1***@", url)
-
-
 def _row_to_job(row: Mapping[str, Any]) -> Job:
     outputs = row["outputs"]
     return Job(
@@ -151,14 +143,15 @@ class PostgresStore:
     ``url`` is a libpq connection string or ``postgresql://`` URL; ``clock`` replaces the
     database's clock (tests); ``pool_size`` bounds this process's connections;
     ``connect_timeout`` is how long an operation waits for a connection before raising
-    :class:`StoreUnavailableError`. Opening applies pending migrations; raises
+    :class:`StoreUnavailableError`. Opening applies pending migrations (unless
+    ``migrate`` is False: readers such as ``nemod status``); raises
     StoreUnavailableError when the database cannot be reached and StoreError when its
     schema is newer than this nemod.
     """
 
     def __init__(
         self, url: str, *, clock: Callable[[], float] | None = None, pool_size: int = 4,
-        connect_timeout: float = 5.0,
+        connect_timeout: float = 5.0, migrate: bool = True,
     ) -> None:
         self.url = url
         self.display = redact(url)
@@ -174,7 +167,8 @@ class PostgresStore:
         )
         self._pool.open(wait=False)
         try:
-            self._migrate()
+            if migrate:
+                self._migrate()
         except BaseException:
             self._pool.close()
             raise
@@ -307,7 +301,7 @@ class PostgresStore:
         *, code: str | None = None,
     ) -> bool:
         """Permanent failure, or queued again after ``retry_after`` seconds."""
-        params = {"id": job_id, "lease": lease, "error": shown(error), "code": code or "other"}
+        params = {"id": job_id, "lease": lease, "error": shown(error), "code": code or code_from_text(error)}
         if retry_after is None:
             return self._fenced(
                 """UPDATE jobs SET state = 'failed', error = %(error)s, error_code = %(code)s,

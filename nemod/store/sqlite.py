@@ -263,7 +263,7 @@ class SQLiteStore:
         *, code: str | None = None,
     ) -> bool:
         """Permanent failure, or queued again after ``retry_after`` seconds."""
-        code = code or "other"
+        code = code or code_from_text(error)
         if retry_after is None:
             return self._fenced(
                 """UPDATE jobs SET state = 'failed', error = :error, error_code = :code,

@@ -243,7 +243,7 @@ def test_waiting_for_credits_is_not_an_attempt(harness: Harness) -> None:
     (harness.inbox / "c.mp4").write_bytes(b"c")
     harness.drive(lambda: harness.count(JobState.WAITING) == 1)
     waiting = harness.jobs()[0]
-    assert waiting.attempts == 0 and waiting.error == "credits"
+    assert waiting.attempts == 0 and waiting.wait_reason == "credits" and waiting.error == "not enough credits"
     harness.drive(lambda: harness.count(JobState.DONE) == 1)
     assert harness.jobs()[0].attempts == 1
 
