@@ -216,6 +216,8 @@ class Daemon:
             self.leases.heartbeat(self._snapshot(), now)  # running steps go on; no claims
             return
         try:
+            if self.store_error is not None:
+                self.store.now()  # is it back? (the steps below may not touch the store)
             if self._rescan.is_set():
                 self._rescan.clear()
                 self.intake.rescan(now)

@@ -318,7 +318,7 @@ def test_status_line_beacon_and_health(tmp_path: Path) -> None:
     assert beacon is not None
     assert beacon["status"] == "1 running (talk.mov render 45%); 3 queued; 1 waiting"
     assert beacon["health"] == {"watchers": True, "loop": True, "store": True}
-    assert runtime.health() == {"watchers": True, "loop": False}  # no tick yet
+    assert runtime.health() == {"watchers": True, "store": True, "loop": False}  # no tick yet
     runtime.tick(daemon)
     assert runtime.health() == {"watchers": True, "store": True, "loop": True}
     ticks.now += 31  # the main loop stopped ticking
