@@ -250,9 +250,21 @@ class Daemon:
     def _lose(self, active: Active) -> None:
         self.leases.lose(active)
 
+    def _claimable_roots(self) -> list[str] | None:
+        """With a shared store (``store:``), only jobs of the folders this host watches and
+        can reach: another host may have folders this one has not, or the share may not be
+        mounted here. One host (SQLite) takes every job, and fails those of folders no
+        longer configured."""
+        if self.config.store is None:
+            return None
+        return [watcher.watch.key for watcher in self.intake.watchers if watcher.reachable]
+
     def _start_jobs(self, now: float) -> None:
+        roots = self._claimable_roots()
+        if roots == []:
+            return
         while len(self._snapshot()) < self.config.concurrency and not self._stopping.is_set():
-            active = self.leases.claim(now)
+            active = self.leases.claim(now, roots)
             if active is None:
                 return
             with self._lock:

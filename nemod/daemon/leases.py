@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -70,9 +70,10 @@ class Leases:
             if owner_is_dead(job.lease_owner, self.owner) and self.store.expire_lease(job.id, job.lease_token):
                 self._log.info("lease_reclaimed", job=job.key, file=shown(job.source.relative), owner=job.lease_owner)
 
-    def claim(self, now: float) -> Active | None:
-        """Claim the next due job, or None; its context checkpoints against the lease."""
-        job = self.store.claim(self.owner, lease_seconds=self.options.lease_seconds)
+    def claim(self, now: float, roots: Collection[str] | None = None) -> Active | None:
+        """Claim the next due job (of the folders ``roots`` only, unless None), or None; its
+        context checkpoints against the lease."""
+        job = self.store.claim(self.owner, lease_seconds=self.options.lease_seconds, roots=roots)
         if job is None:
             return None
         active = Active(job=job, context=JobContext(), last_heartbeat=now)

@@ -23,7 +23,7 @@ import enum
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -159,8 +159,13 @@ class JobStore(Protocol):
     ) -> Job | None:
         """Add a queued job; return None (and change nothing) when (fingerprint, rule) exists."""
 
-    def claim(self, worker: str, *, lease_seconds: float) -> Job | None:
+    def claim(
+        self, worker: str, *, lease_seconds: float, roots: Collection[str] | None = None
+    ) -> Job | None:
         """Atomically take the oldest claimable job for ``worker``, or return None.
+
+        ``roots`` limits the claim to jobs of those watch folder keys (a host sharing a
+        store takes only jobs of folders it has and can reach); None: any job.
 
         Claimable: queued or waiting with ``not_before`` reached, or running with an
         expired lease. The claim counts one attempt; the caller decides what to do with a

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -94,8 +94,9 @@ UPDATE jobs SET
     progress = NULL
 FROM (
     SELECT id FROM jobs
-    WHERE (state IN ('queued', 'waiting') AND not_before <= %(now)s)
-       OR (state = 'running' AND lease_expires_at <= %(now)s)
+    WHERE ((state IN ('queued', 'waiting') AND not_before <= %(now)s)
+           OR (state = 'running' AND lease_expires_at <= %(now)s))
+      AND (%(roots)s::text[] IS NULL OR root = ANY(%(roots)s::text[]))
     ORDER BY not_before, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -259,11 +260,16 @@ class PostgresStore:
                 cursor.execute(_NOTIFY_SQL)
         return _row_to_job(row) if row is not None else None
 
-    def claim(self, worker: str, *, lease_seconds: float) -> Job | None:
+    def claim(
+        self, worker: str, *, lease_seconds: float, roots: Collection[str] | None = None
+    ) -> Job | None:
         """Take the oldest claimable job (see :meth:`JobStore.claim`), skipping rows other
         hosts are claiming at this moment."""
+        only = None if roots is None else sorted(roots)
         with self._tx() as (cursor, now):
-            row = cursor.execute(_CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds}).fetchone()
+            row = cursor.execute(
+                _CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds, "roots": only}
+            ).fetchone()
         return _row_to_job(row) if row is not None else None
 
     def _fenced(self, sql: str, params: dict[str, Any], *, notify: bool = False) -> bool:

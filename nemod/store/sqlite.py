@@ -13,7 +13,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,9 @@ UPDATE jobs SET
     progress = NULL
 WHERE id = (
     SELECT id FROM jobs
-    WHERE (state IN ('queued', 'waiting') AND not_before <= :now)
-       OR (state = 'running' AND lease_expires_at <= :now)
+    WHERE ((state IN ('queued', 'waiting') AND not_before <= :now)
+           OR (state = 'running' AND lease_expires_at <= :now))
+      AND (:roots IS NULL OR root IN (SELECT value FROM json_each(:roots)))
     ORDER BY not_before, id
     LIMIT 1
 )
@@ -222,11 +223,14 @@ class SQLiteStore:
             ).fetchone()
         return _row_to_job(row) if row is not None else None
 
-    def claim(self, worker: str, *, lease_seconds: float) -> Job | None:
+    def claim(
+        self, worker: str, *, lease_seconds: float, roots: Collection[str] | None = None
+    ) -> Job | None:
         """Take the oldest claimable job (see :meth:`JobStore.claim`)."""
+        only = None if roots is None else json.dumps(sorted(roots))
         with self._tx() as (conn, now):
             row = conn.execute(
-                _CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds}
+                _CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds, "roots": only}
             ).fetchone()
         return _row_to_job(row) if row is not None else None
 

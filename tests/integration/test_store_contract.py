@@ -345,3 +345,15 @@ def test_summary_counts_folders_running_and_totals(store: JobStore, clock: FakeC
     assert [job.id for job in summary.running] == [running.id]
     assert summary.finished[JobState.DONE] == (1, pytest.approx(10.0))
     assert summary.bytes_done == 100 and summary.errors_by_code == {}
+
+
+def test_claim_can_be_limited_to_some_folders(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SourceRef("studio", "a.mp4"))
+    clock.advance(1)
+    store.enqueue("fp2", "cut", SourceRef("rig-2-only", "b.mp4"))
+    assert store.claim("w", lease_seconds=30, roots=[]) is None
+    taken = store.claim("w", lease_seconds=30, roots=["rig-2-only"])
+    assert taken is not None and taken.source.root == "rig-2-only"
+    assert store.claim("w", lease_seconds=30, roots=["rig-2-only"]) is None
+    rest = store.claim("w", lease_seconds=30, roots=None)
+    assert rest is not None and rest.source.root == "studio"

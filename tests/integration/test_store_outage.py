@@ -17,7 +17,7 @@ from pgcluster import PgCluster
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import load
 from nemod.daemon import Daemon, DaemonOptions
-from nemod.store import JobState
+from nemod.store import JobState, SourceRef
 from nemod.store.postgres import PostgresStore
 
 OPTIONS = DaemonOptions(lease_seconds=20.0, heartbeat_seconds=0.2, tick_seconds=0.05, stop_timeout=5.0,
@@ -102,3 +102,32 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
         backend.gate.set()
         daemon.stop()
         store.close()
+
+
+def test_a_host_claims_only_jobs_of_folders_it_has_and_reaches(pg_url: str, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "nemod.yaml").write_text(
+        f"state_dir: state\nstore: {pg_url}\nhost_id: rig-1\nsettle_seconds: 0.2\n"
+        "watch:\n  - path: in\n    id: studio\n    output: out\n    poll_interval: 0.2\n"
+        "rules:\n  - name: all\n"
+    )
+    config = load(tmp_path / "nemod.yaml")
+    store = PostgresStore(pg_url, connect_timeout=1)
+    other = PostgresStore(pg_url)
+    backend = GatedBackend()
+    backend.gate.set()
+    daemon = Daemon(config, store, backend, options=OPTIONS)
+    try:
+        # another host's folder, which this host does not have: left for that host
+        assert other.enqueue("fp-x", "all", SourceRef("rig-2-inbox", "x.mov")) is not None
+        (tmp_path / "in" / "a.mov").write_bytes(b"mine")
+        run_until(daemon, lambda: store.counts()[JobState.DONE] == 1, timeout=20, what="a.mov done")
+        for _ in range(10):
+            daemon.run_once()
+        theirs = other.find("fp-x", "all")
+        assert theirs is not None and theirs.state is JobState.QUEUED and theirs.attempts == 0
+        assert backend.renders == ["a.mov"]
+    finally:
+        daemon.stop()
+        store.close()
+        other.close()
