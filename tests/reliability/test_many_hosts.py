@@ -5,11 +5,13 @@ folder, and a real PostgreSQL cluster from ``initdb``."""
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from nemod.samples import make_clip
 
@@ -98,3 +100,93 @@ def test_a_killed_hosts_job_is_reclaimed_by_the_other_within_the_lease(kit: Any,
     assert not [p for p in output.iterdir() if p.name.startswith(".")], "scratch left in the output folder"
     alive = a if survivor == "host-a" else b
     assert alive.terminate(processes[survivor]) == 0
+
+
+# --- hosts killed at seeded moments ------------------------------------------------------------
+
+
+def run_hosts_crash(kit: Any, url: str, *, hosts: int, files: int, kills: int, seed: int,
+                    backend: str = "local", api_url: str | None = None) -> dict[str, int]:
+    """``hosts`` hosts (the second sees the share through a symlink) process ``files``
+    clips while ``kills`` SIGKILLs hit random hosts at seeded moments, each restarted at
+    once; then every host is stopped with SIGTERM. Asserts: one job per file, all done,
+    one output (and log) per file and nothing else, no scratch left, sources untouched."""
+    share = kit.tmp_path / "nas"
+    inbox, output = share / "in", share / "out"
+    inbox.mkdir(parents=True)
+    (kit.tmp_path / "mnt-2").symlink_to(inbox, target_is_directory=True)
+    cloud = f"backend: cloud\ncloud:\n  api_url: {api_url}\n  min_credits: 0\n  poll_seconds: 0.1\n" if api_url else ""
+    daemons = []
+    for index in range(hosts):
+        name = f"host-{index + 1}"
+        home = kit.tmp_path / name
+        home.mkdir()
+        watch = kit.tmp_path / "mnt-2" if index == 1 else inbox
+        (home / "nemod.yaml").write_text(
+            f"state_dir: state\nstore: {url}\nhost_id: {name}\nsettle_seconds: 0.3\nrescan_seconds: 2\n"
+            f"max_attempts: {kills + 5}\nengine:\n  preset: ultrafast\n{cloud}"
+            f"watch:\n  - path: {watch}\n    id: studio\n    output: {output}\n    poll_interval: 0.2\n"
+            "    on_success: leave\n"
+            "rules:\n  - name: r\n    edit: \"export 720p MP4\"\n"
+        )
+        daemons.append(kit.process(home / "nemod.yaml", launcher="child", env={"NEMOD_CHILD_LEASE": str(LEASE)}))
+    sources = kit.distinct_copies(kit.clip, inbox, files)
+    running = [daemon.start() for daemon in daemons]
+    chooser = random.Random(seed)
+    mid_job = 0
+    for _ in range(kills):
+        time.sleep(chooser.uniform(0.2, 1.5))  # a seeded random moment, not a condition
+        victim = chooser.randrange(hosts)
+        daemons[victim].kill(running[victim])
+        mid_job += bool(rows(url, "SELECT 1 FROM jobs WHERE state = 'running'"
+                                  f" AND lease_owner LIKE 'host-{victim + 1}:%'"))
+        running[victim] = daemons[victim].start()
+
+    def done() -> bool:
+        return rows(url, "SELECT count(*) FROM jobs WHERE state = 'done'") == [(files,)]
+
+    kit.wait_until(done, 120 + files * 3, f"{files} jobs done",
+                   lambda: str(rows(url, "SELECT relative, state, lease_owner FROM jobs WHERE state <> 'done'")))
+    for daemon, process in zip(daemons, running, strict=True):
+        assert daemon.terminate(process) == 0
+    jobs = rows(url, "SELECT root, relative, state, attempts FROM jobs")
+    assert sorted(relative for _, relative, _, _ in jobs) == sorted(sources), "one job per file"
+    assert {root for root, _, _, _ in jobs} == {"studio"}
+    expected = sorted([f"{Path(n).stem}.mp4" for n in sources] + [f"{Path(n).stem}.log.json" for n in sources])
+    assert kit.visible(output) == expected, "exactly one output per file"
+    scratch = output / ".nemod-work"
+    assert not scratch.exists() or not any(scratch.rglob("*")), "scratch left behind"
+    assert {name: kit.sha256(inbox / name) for name in sources} == sources
+    figures = {"jobs": len(jobs), "attempts": sum(int(str(a)) for _, _, _, a in jobs), "kills": kills,
+               "kills_mid_job": mid_job}
+    print(f"{hosts} hosts, {files} files: {figures}")
+    return figures
+
+
+def ledger_instructions(url: str, accepted: dict[str, int]) -> dict[str, int]:
+    """Instructions the server accepted per job, over the sessions in the job's ledger."""
+    per_job: dict[str, int] = {}
+    for relative, key in rows(url, "SELECT j.relative, s.key FROM side_effects s JOIN jobs j"
+                                   " ON j.fingerprint = s.fingerprint AND j.rule = s.rule WHERE s.key LIKE 'upload@%'"):
+        per_job[str(relative)] = per_job.get(str(relative), 0) + accepted.get(str(key).split("@", 1)[1], 0)
+    return per_job
+
+
+def test_three_hosts_survive_kills(kit: Any, pg_url: str) -> None:
+    figures = run_hosts_crash(kit, pg_url, hosts=3, files=8, kills=6, seed=14)
+    assert figures["jobs"] == 8
+
+
+def test_three_hosts_survive_kills_on_the_cloud(kit: Any, pg_url: str, serve: Any, counts: Any) -> None:
+    run_hosts_crash(kit, pg_url, hosts=3, files=4, kills=4, seed=15, api_url=serve.url)
+    seen = counts(serve)
+    assert {sid: n for sid, n in seen["received"].items() if n > 1} == {}, "an instruction sent twice"
+    assert {sid: n for sid, n in seen["renders"].items() if n > 1} == {}, "a render started twice"
+    per_job = ledger_instructions(pg_url, seen["instructions"])
+    assert len(per_job) == 4 and set(per_job.values()) == {1}, per_job
+
+
+@pytest.mark.slow
+def test_three_hosts_200_files_30_kills(kit: Any, pg_url: str) -> None:
+    figures = run_hosts_crash(kit, pg_url, hosts=3, files=200, kills=30, seed=2026)
+    assert figures["jobs"] == 200
