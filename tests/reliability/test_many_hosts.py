@@ -155,12 +155,26 @@ def run_hosts_crash(kit: Any, url: str, *, hosts: int, files: int, kills: int, s
     expected = sorted([f"{Path(n).stem}.mp4" for n in sources] + [f"{Path(n).stem}.log.json" for n in sources])
     assert kit.visible(output) == expected, "exactly one output per file"
     scratch = output / ".nemod-work"
-    assert not scratch.exists() or not any(scratch.rglob("*")), "scratch left behind"
+    left = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")) if scratch.exists() else []
+    assert left == [], f"scratch left behind: {left}"
     assert {name: kit.sha256(inbox / name) for name in sources} == sources
     figures = {"jobs": len(jobs), "attempts": sum(int(str(a)) for _, _, _, a in jobs), "kills": kills,
                "kills_mid_job": mid_job}
     print(f"{hosts} hosts, {files} files: {figures}")
     return figures
+
+
+def orphans(kit: Any, alive: set[int]) -> list[int]:
+    """ffmpeg processes working under the test folder whose parent is no live host."""
+    found = []
+    for pid in kit.ffmpeg_children_of(kit.tmp_path):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rfind(")") + 2:].split()[1]) not in alive:
+            found.append(pid)
+    return found
 
 
 def ledger_instructions(url: str, accepted: dict[str, int]) -> dict[str, int]:
