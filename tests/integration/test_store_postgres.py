@@ -3,8 +3,10 @@ outages reported as StoreUnavailableError, the database's clock. On a real clust
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -113,3 +115,57 @@ def test_an_outage_raises_store_unavailable_and_the_store_recovers(pg_cluster: P
         assert job is not None and job.state is JobState.RUNNING
     finally:
         store.close()
+
+
+def test_status_and_jobs_show_hosts_and_never_the_password(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nemod.cli import main
+
+    secret_url = pg_url.replace("postgres@", "postgres:topsecret-pw@")  # trust auth ignores it
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "nemod.yaml"
+    config.write_text(
+        f"state_dir: state\nstore: {secret_url}\nhost_id: rig-1\n"
+        "watch:\n  - path: in\n    id: studio\n    output: out\nrules:\n  - name: r\n"
+    )
+    store = PostgresStore(secret_url)
+    try:
+        store.enqueue("fp1", "r", SourceRef("studio", "talk.mov"))
+        store.enqueue("fp2", "r", SourceRef("studio", "late.mov"))
+        job = store.claim("rig-2:4242:1", lease_seconds=60)
+        assert job is not None
+        store.heartbeat(job.id, job.lease_token, lease_seconds=60, step="render", progress=0.5)
+        assert main(["status", "-c", str(config)]) == 3  # no daemon on this host
+        out = capsys.readouterr().out
+        assert "host:     rig-1  (store postgresql://postgres:***@127.0.0.1:" in out
+        running = next(line for line in out.splitlines() if "talk.mov" in line)
+        assert "render 50%" in running and running.rstrip().endswith("rig-2")
+        assert main(["status", "-c", str(config), "--json"]) == 3
+        data = json.loads(capsys.readouterr().out)
+        assert data["host_id"] == "rig-1" and data["running"][0]["host"] == "rig-2"
+        assert data["counts"]["queued"] == 1
+        assert main(["jobs", "-c", str(config)]) == 0
+        listing = capsys.readouterr().out
+        assert "(on rig-2)" in listing and "late.mov" in listing
+        everything = out + json.dumps(data) + listing
+        assert "topsecret-pw" not in everything
+    finally:
+        store.close()
+
+
+def test_status_reports_an_unreachable_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pgcluster import free_port
+
+    from nemod.cli import main
+
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "nemod.yaml"
+    config.write_text(
+        f"state_dir: state\nstore: postgresql://nemod:pw-9@127.0.0.1:{free_port()}/nemod\n"
+        "watch:\n  - path: in\n    output: out\nrules:\n  - name: r\n"
+    )
+    assert main(["status", "-c", str(config)]) == 3
+    out = capsys.readouterr().out
+    assert "store:    the job store postgresql://nemod:***@127.0.0.1:" in out and "cannot be reached" in out
+    assert "pw-9" not in out
