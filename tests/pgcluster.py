@@ -43,11 +43,12 @@ class PgCluster:
 
     def __init__(self, binaries: Path) -> None:
         self.binaries = binaries
-        self.root = Path(tempfile.mkdtemp(prefix="nemod-pg-"))
+        self.as_root = os.geteuid() == 0
+        # As root the server user must reach the folder: /tmp, whatever TMPDIR says.
+        self.root = Path(tempfile.mkdtemp(prefix="nemod-pg-", dir="/tmp" if self.as_root else None))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = free_port()
-        self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.root, SERVER_USER, SERVER_USER)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",

@@ -292,3 +292,17 @@ def test_html_page_escapes_everything() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in page
     assert "talk.mov" in page
     assert page.startswith("<!doctype html>")
+
+
+def test_the_host_running_each_job_is_shown() -> None:
+    from dataclasses import replace
+
+    snapshot = sample_snapshot()
+    snapshot = replace(snapshot, host_id="rig-1", store_name="postgresql://nemod:***@db/nemod",
+                       running=tuple(replace(job, host="rig-2") for job in snapshot.running))
+    text = render_text(snapshot, zone=dt.UTC)
+    assert "host:     rig-1  (store postgresql://nemod:***@db/nemod)" in text
+    assert next(line for line in text.splitlines() if "render" in line).endswith("rig-2")
+    page = render_html(snapshot)
+    assert "<b>Host:</b> rig-1" in page and "<td>rig-2</td>" in page
+    assert to_json(snapshot)["running"][0]["host"] == "rig-2"
