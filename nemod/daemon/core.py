@@ -131,7 +131,7 @@ class Daemon:
         self.intake.start(self.config, self.clock())
         self.store.on_new_work(self.wakeup.set)
         self._started = True
-        self._log.info("daemon_started", owner=self.owner, folders=len(self.watchers))
+        self._log.info("daemon_started", owner=self.owner, folders=len(self.watchers), store=self.config.store_name)
 
     def request_stop(self) -> None:
         """Stop taking jobs; :meth:`run_forever` then stops gracefully (safe from signals)."""
