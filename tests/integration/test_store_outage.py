@@ -18,6 +18,8 @@ from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.errors import StoreUnavailableError
+from nemod.service.beacon import beacon_path, read_beacon
+from nemod.service.runtime import build_runtime
 from nemod.store import JobState, SourceRef
 from nemod.store.postgres import PostgresStore
 
@@ -82,6 +84,8 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
     config = load(tmp_path / "nemod.yaml")
     store = PostgresStore(url, connect_timeout=1)
     backend = GatedBackend()
+    runtime = build_runtime(config, env={})  # the beacon and /healthz checks, no systemd
+    runtime.status_every = 0.0
     daemon = Daemon(config, store, backend, options=OPTIONS)
     try:
         (tmp_path / "in" / "a.mov").write_bytes(b"first")
@@ -96,6 +100,11 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
         health = daemon.health()
         assert health["store"]["ok"] is False and not health["ok"]
         assert "cannot be reached" in (daemon.store_error or "")
+        runtime.tick(daemon)
+        assert runtime.health()["store"] is False  # /healthz answers 503
+        beacon = read_beacon(beacon_path(config.state_dir))
+        assert beacon is not None and "job store unreachable" in beacon["status"]
+        assert beacon["health"]["store"] is False  # `nemod status`: "health: failing: store"
         backend.gate.set()  # the step finishes while the database is down
         time.sleep(0.5)
         assert backend.renders == ["a.mov"], "something was claimed during the outage"
@@ -103,12 +112,15 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
         cluster.start()
         run_until(daemon, lambda: done(store) == 2, timeout=40, what="both jobs done")
         assert daemon.health()["store"]["ok"] is True and daemon.store_error is None
+        runtime.tick(daemon)
+        assert runtime.health()["store"] is True
         assert sorted(backend.renders) == ["a.mov", "b.mov"], "a job was done twice"
         assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == ["a.mp4", "b.mp4"]
         assert {job.attempts for job in store.jobs()} == {1}
     finally:
         backend.gate.set()
         daemon.stop()
+        runtime.stopped()
         store.close()
 
 
