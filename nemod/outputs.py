@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import glob
 import json
 import os
 import shutil
@@ -120,6 +121,23 @@ def publish(
             sources[suffix].unlink(missing_ok=True)
         return {suffix: folder / f"{chosen}{suffix}" for suffix in ordered}
     raise PermanentJobError(f"could not find a free output name for {base} in {folder}.")
+
+
+def attempt_work_dir(output: Path, job_id: str, attempt: int) -> Path:
+    """The scratch folder of one attempt (lease) at ``job_id``: ``<job_id>.<attempt>``,
+    created after removing the folders of the job's other attempts.
+
+    Two attempts never share a folder: a host that lost its lease but still renders (cut
+    off from the database) cannot overwrite or delete the files of the host that took the
+    job over; the earlier attempt's folder is removed here (that attempt is fenced
+    out), so a killed attempt leaves nothing behind once the job is done."""
+    name = f"{job_id}.{attempt}"
+    parent = output / WORK_DIR_NAME
+    if parent.is_dir():
+        for stale in [parent / job_id, *parent.glob(f"{glob.escape(job_id)}.*")]:
+            if stale.name != name and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+    return work_dir(output, name)
 
 
 def remove_work_dir(path: Path) -> None:

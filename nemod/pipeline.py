@@ -22,7 +22,7 @@ from nemod.config import Config, Rule, WatchFolder
 from nemod.errors import PermanentJobError
 from nemod.matching import match_rule, unsupported_reason
 from nemod.names import readable
-from nemod.outputs import publish, remove_work_dir, render_name, work_dir
+from nemod.outputs import attempt_work_dir, publish, remove_work_dir, render_name, work_dir
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,12 @@ def run_job(
     rule: Rule,
     context: JobContext | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    attempt: int | None = None,
 ) -> JobOutcome:
     """Process ``source`` with ``rule`` on ``backend`` and publish into ``output_folder``.
+
+    ``attempt`` (the job's lease token) gives this attempt a scratch folder of its own
+    (:func:`nemod.outputs.attempt_work_dir`); None: one folder per job.
 
     Raises what the backend raises (see :class:`nemod.backends.base.Backend`); the
     scratch folder is removed whatever happens.
@@ -113,7 +117,7 @@ def run_job(
     previous = previous_publication(context.ledger, job_id, subfolder, Path(base).name)
     if previous is not None:
         return JobOutcome(rule.name, previous, "already published", time.monotonic() - started)
-    scratch = work_dir(output_folder, job_id)
+    scratch = work_dir(output_folder, job_id) if attempt is None else attempt_work_dir(output_folder, job_id, attempt)
     try:
         rendition = backend.process(JobRequest(job_id, source, rule, scratch), context)
         context.checkpoint("publish")

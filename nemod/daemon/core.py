@@ -303,7 +303,8 @@ class Daemon:
             log.info("job_started", attempt=job.attempts, step=job.step)
             self._emit("started", job)
             outcome = run_job(attempt.config, self.backend, attempt.source, attempt.watch.output,
-                              job_id=job.key, rule=attempt.rule, context=active.context)
+                              job_id=job.key, rule=attempt.rule, context=active.context,
+                              attempt=job.lease_token)
             outputs = {suffix: str(path) for suffix, path in outcome.outputs.items()}
             if active.lost or not self.leases.persist(
                 lambda: self.store.complete(job.id, job.lease_token, outputs), "complete"
