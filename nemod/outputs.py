@@ -125,19 +125,27 @@ def publish(
 
 def attempt_work_dir(output: Path, job_id: str, attempt: int) -> Path:
     """The scratch folder of one attempt (lease) at ``job_id``: ``<job_id>.<attempt>``,
-    created after removing the folders of the job's other attempts.
+    created after removing the folders of the job's earlier attempts.
 
     Two attempts never share a folder: a host that lost its lease but still renders (cut
     off from the database) cannot overwrite or delete the files of the host that took the
-    job over; the earlier attempt's folder is removed here (that attempt is fenced
-    out), so a killed attempt leaves nothing behind once the job is done."""
-    name = f"{job_id}.{attempt}"
+    job over. Only earlier attempts (lower lease tokens, fenced out) are removed, never a
+    later one's."""
+    remove_attempt_dirs(output, job_id, below=attempt)
+    return work_dir(output, f"{job_id}.{attempt}")
+
+
+def remove_attempt_dirs(output: Path, job_id: str, *, below: int) -> None:
+    """Remove the scratch folders of ``job_id``'s attempts numbered below ``below`` (and
+    the folder of a version that named scratch by job only)."""
     parent = output / WORK_DIR_NAME
-    if parent.is_dir():
-        for stale in [parent / job_id, *parent.glob(f"{glob.escape(job_id)}.*")]:
-            if stale.name != name and stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
-    return work_dir(output, name)
+    if not parent.is_dir():
+        return
+    for folder in [parent / job_id, *parent.glob(f"{glob.escape(job_id)}.*")]:
+        suffix = folder.name[len(job_id) + 1:]
+        earlier = folder.name == job_id or (suffix.isdigit() and int(suffix) < below)
+        if earlier and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_work_dir(path: Path) -> None:

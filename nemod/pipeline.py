@@ -22,7 +22,14 @@ from nemod.config import Config, Rule, WatchFolder
 from nemod.errors import PermanentJobError
 from nemod.matching import match_rule, unsupported_reason
 from nemod.names import readable
-from nemod.outputs import attempt_work_dir, publish, remove_work_dir, render_name, work_dir
+from nemod.outputs import (
+    attempt_work_dir,
+    publish,
+    remove_attempt_dirs,
+    remove_work_dir,
+    render_name,
+    work_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -139,5 +146,9 @@ def run_job(
         outputs = publish(files, subfolder, Path(base).name, log)
         context.ledger.record(PUBLISHED, json.dumps({k: str(v) for k, v in outputs.items()}))
     finally:
+        if attempt is not None:
+            # also what an earlier attempt re-created after this one began (it was fenced
+            # out but still running, then killed): nothing of this job's past stays behind
+            remove_attempt_dirs(output_folder, job_id, below=attempt)
         remove_work_dir(scratch)
     return JobOutcome(rule.name, outputs, rendition.summary, time.monotonic() - started)

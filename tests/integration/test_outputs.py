@@ -74,3 +74,7 @@ def test_each_attempt_has_its_own_scratch_and_clears_the_earlier_ones(tmp_path: 
     assert not killed.exists(), "the fenced-out attempt's scratch is removed"
     assert (unrelated / "x.mp4").exists()
     assert attempt_work_dir(tmp_path, "job-1", 4) == current  # the same attempt again: kept
+    later = attempt_work_dir(tmp_path, "job-1", 5)  # a host that took the job over
+    (later / "new.mp4").write_bytes(b"new")
+    late_starter = attempt_work_dir(tmp_path, "job-1", 4)  # the fenced-out one, late
+    assert late_starter.is_dir() and (later / "new.mp4").exists(), "a later attempt is never removed"
