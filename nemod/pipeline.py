@@ -121,6 +121,8 @@ def run_job(
     )
     base = base[: -len(".mp4")]
     subfolder = output_folder / Path(base).parent
+    if attempt is not None:  # earlier attempts' scratch (a kill can land mid-cleanup)
+        remove_attempt_dirs(output_folder, job_id, below=attempt)
     previous = previous_publication(context.ledger, job_id, subfolder, Path(base).name)
     if previous is not None:
         return JobOutcome(rule.name, previous, "already published", time.monotonic() - started)
