@@ -146,6 +146,8 @@ def remove_attempt_dirs(output: Path, job_id: str, *, below: int) -> None:
         earlier = folder.name == job_id or (suffix.isdigit() and int(suffix) < below)
         if earlier and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        parent.rmdir()  # once empty (work_dir copes with this racing its mkdir)
 
 
 def remove_work_dir(path: Path) -> None:

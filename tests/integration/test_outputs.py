@@ -78,3 +78,8 @@ def test_each_attempt_has_its_own_scratch_and_clears_the_earlier_ones(tmp_path: 
     (later / "new.mp4").write_bytes(b"new")
     late_starter = attempt_work_dir(tmp_path, "job-1", 4)  # the fenced-out one, late
     assert late_starter.is_dir() and (later / "new.mp4").exists(), "a later attempt is never removed"
+    remove_work_dir(late_starter)
+    remove_work_dir(later)
+    attempt_work_dir(tmp_path, "job-10", 2)
+    remove_work_dir(tmp_path / WORK_DIR_NAME / "job-10.2")
+    assert not (tmp_path / WORK_DIR_NAME).exists()
