@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from nemod.app import build_backend, build_store
+from nemod.app import build_backend, build_store, check_shared_account
 from nemod.backends.base import Backend
 from nemod.cloud.api import ClientPolicy
 from nemod.cloud.backend import CloudBackend, JobPolicy
@@ -38,6 +38,7 @@ SCALED_CLIENT = ClientPolicy(
 def backend_for(config: Config) -> Backend:
     """The configured backend; a cloud one with the scaled-down waits."""
     if config.backend == "cloud":
+        check_shared_account(config, os.environ)
         return CloudBackend(
             config.cloud, config.state_dir, job_policy=SCALED_JOB, client_policy=SCALED_CLIENT
         )

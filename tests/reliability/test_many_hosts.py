@@ -16,6 +16,8 @@ import pytest
 from nemod.samples import make_clip
 
 LEASE = 4.0
+#: The token ``nemod serve`` accepts in the reliability suites (conftest's STATIC_TOKEN).
+SHARED_TOKEN = "nmv_usr_RELIABILITY_canary_7f3e9b21c4d5a6e80f1d"
 
 
 def host_config(root: Path, host: str, watch: Path, output: Path, url: str) -> Path:
@@ -129,7 +131,10 @@ def run_hosts_crash(kit: Any, url: str, *, hosts: int, files: int, kills: int, s
             "    on_success: leave\n"
             "rules:\n  - name: r\n    edit: \"export 720p MP4\"\n"
         )
-        daemons.append(kit.process(home / "nemod.yaml", launcher="child", env={"NEMOD_CHILD_LEASE": str(LEASE)}))
+        env = {"NEMOD_CHILD_LEASE": str(LEASE)}
+        if api_url:
+            env["NEMO_TOKEN"] = SHARED_TOKEN  # one account on every host (see check_shared_account)
+        daemons.append(kit.process(home / "nemod.yaml", launcher="child", env=env))
     sources = kit.distinct_copies(kit.clip, inbox, files)
     running = [daemon.start() for daemon in daemons]
     chooser = random.Random(seed)
@@ -148,6 +153,8 @@ def run_hosts_crash(kit: Any, url: str, *, hosts: int, files: int, kills: int, s
     kit.wait_until(done, 120 + files * 3, f"{files} jobs done",
                    lambda: str(rows(url, "SELECT relative, state, lease_owner FROM jobs WHERE state <> 'done'")))
     for daemon, process in zip(daemons, running, strict=True):
+        # a host restarted moments ago handles SIGTERM once it is up, as on one host
+        kit.wait_until(lambda d=daemon: "daemon_started" in d.last_log(), 60, "the host to start", daemon.last_log)
         assert daemon.terminate(process) == 0
     jobs = rows(url, "SELECT root, relative, state, attempts FROM jobs")
     assert sorted(relative for _, relative, _, _ in jobs) == sorted(sources), "one job per file"

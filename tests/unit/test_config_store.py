@@ -46,3 +46,14 @@ def test_bad_store_and_host_id_are_reported_without_the_value(tmp_path: Path) ->
     text = "\n".join(str(problem) for problem in caught.value.problems)
     assert "store is a postgresql:// URL" in text and "hunter2" not in text
     assert "host_id: a host id is 1 to 64" in text
+
+
+def test_cloud_jobs_on_a_shared_store_need_one_account(tmp_path: Path) -> None:
+    from nemod.app import check_shared_account
+    from nemod.errors import NemodError
+
+    shared = load(write(tmp_path, "store: postgresql://nemod@db.lan/nemod\nbackend: cloud\n"))
+    with pytest.raises(NemodError, match="set NEMO_TOKEN"):
+        check_shared_account(shared, {})
+    check_shared_account(shared, {"NEMO_TOKEN": "nmv_usr_x"})
+    check_shared_account(load(write(tmp_path, "backend: cloud\n")), {})  # one host: anonymous is fine
