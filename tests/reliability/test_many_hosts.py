@@ -211,3 +211,13 @@ def test_three_hosts_survive_kills_on_the_cloud(kit: Any, pg_url: str, serve: An
 def test_three_hosts_200_files_30_kills(kit: Any, pg_url: str) -> None:
     figures = run_hosts_crash(kit, pg_url, hosts=3, files=200, kills=30, seed=2026)
     assert figures["jobs"] == 200
+
+
+@pytest.mark.slow
+def test_three_hosts_survive_many_kills_on_the_cloud(kit: Any, pg_url: str, serve: Any, counts: Any) -> None:
+    run_hosts_crash(kit, pg_url, hosts=3, files=12, kills=15, seed=2027, api_url=serve.url)
+    seen = counts(serve)
+    assert {sid: n for sid, n in seen["received"].items() if n > 1} == {}, "an instruction sent twice"
+    assert {sid: n for sid, n in seen["renders"].items() if n > 1} == {}, "a render started twice"
+    per_job = ledger_instructions(pg_url, seen["instructions"])
+    assert len(per_job) == 12 and set(per_job.values()) == {1}, per_job
