@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from nemod import languages
 from nemod.edits import Captions, EditParseError, Music, Plan, parse_edit, plan_from_operations
 from nemod.errors import ConfigError, Problem
 from nemod.schedule import check as check_schedule
+from nemod.store.base import SQLITE_NAME, redact_url
 
 #: File types the NemoVideo service accepts (mission seed); the local engine takes the same.
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "avi", "webm", "mkv"})
@@ -40,6 +42,13 @@ DEFAULT_API_URL = "https://mega-api-prod.nemovideo.ai"
 #: Where the job database, logs and tokens live when ``state_dir`` is not given.
 DEFAULT_STATE_DIR = "./state"
 DEFAULT_NAME_TEMPLATE = "{stem}.mp4"
+
+
+def _default_host_id() -> str:
+    """The machine's short host name, made a valid host id."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:64].lstrip("._-")
+    return name or "localhost"
+
 
 _SIZE = {"type": ["integer", "string"], "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$"}
 _STRINGS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
@@ -82,6 +91,8 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "state_dir": {"type": "string"},
+        "store": {"type": "string", "pattern": r"^postgres(ql)?://"},
+        "host_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
         "backend": {"enum": ["local", "cloud"]},
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
         "settle_seconds": {"type": "number", "minimum": 0},
@@ -343,6 +354,11 @@ class Config:
     path: Path
     state_dir: Path
     backend: str = "local"
+    #: The shared job store's ``postgresql://`` URL (``${ENV}`` already expanded, so it may
+    #: hold a password: never log it, show :attr:`store_name`); None: SQLite in ``state_dir``.
+    store: str | None = field(default=None, repr=False)
+    #: This host's name in leases, logs and status (unique per host sharing a store).
+    host_id: str = field(default_factory=_default_host_id)
     watches: tuple[WatchFolder, ...] = ()
     rules: tuple[Rule, ...] = ()
     concurrency: int = 1
@@ -357,6 +373,13 @@ class Config:
     cloud: CloudSettings = field(default_factory=CloudSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+
+    @property
+    def store_name(self) -> str:
+        """The job store as shown to people: the URL without its password, or the SQLite path."""
+        if self.store is None:
+            return str(self.state_dir / SQLITE_NAME)
+        return redact_url(self.store)
 
     def watch_for(self, key: str) -> WatchFolder | None:
         """The watch folder the job store calls ``key`` (see :attr:`WatchFolder.key`), or
@@ -500,6 +523,11 @@ def _schema_problems(
             document.problem(path, f"{error.instance!r} is not one of: {choices}", prefix)
         elif error.validator == "required":
             document.problem(path, error.message.replace("is a required property", "is required"), prefix)
+        elif path == ("store",):
+            # never echo the value: it may hold a password
+            document.problem(path, "store is a postgresql:// URL (leave it out for SQLite in state_dir)", prefix)
+        elif error.validator == "pattern" and path == ("host_id",):
+            document.problem(path, "a host id is 1 to 64 letters, digits, '-', '_' and '.' (not first)", prefix)
         elif error.validator == "pattern" and path and path[-1] == "name":
             document.problem(path, "a rule name uses letters, digits, '-', '_' and '.'", prefix)
         elif error.validator == "pattern" and path and path[-1] == "id":

@@ -11,6 +11,8 @@
     │       └── WaitingError         not a failure: the job waits (credits, processing window)
     ├── LeaseLostError               another worker took this job over: stop, report nothing
     ├── MediaError                   ffmpeg/probe failures (wrapped into JobError by the pipeline)
+    ├── StoreError                   the job store cannot be used as configured
+    │   └── StoreUnavailableError    the store cannot be reached now (database down): retry later
     └── BackendError                 a NemoVideo API error; carries the API ``code`` / HTTP status
 
 The CLI turns any ``NemodError`` into one line on stderr and an exit code; a
@@ -19,6 +21,7 @@ traceback is shown only with ``--debug``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -83,6 +86,17 @@ class StoppingError(NemodError):
     """Raised at a job's checkpoint once a graceful stop began: the job goes back to the queue."""
 
 
+class StoreError(NemodError):
+    """The job store cannot be used (e.g. its schema is newer than this nemod)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The job store cannot be reached right now (PostgreSQL stopped or unreachable).
+
+    Not a job failure: the daemon keeps its running steps, stops claiming and retries
+    with backoff until the store answers again."""
+
+
 class MediaError(NemodError):
     """A media file could not be probed or rendered."""
 
@@ -98,3 +112,40 @@ class BackendError(NemodError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+_API_CODE = re.compile(r"\b(?:code|error)[\s:=#]*(\d{4})\b", re.IGNORECASE)
+_HTTP_STATUS = re.compile(r"\bHTTP[\s:]*(\d{3})\b")
+
+
+def code_from_text(message: str | None) -> str:
+    """A coarse code for a failure message: a NemoVideo API code (``code 2001``) →
+    ``"2001"``; an HTTP status → ``"http_503"``; anything else → ``"other"``.
+
+    Used once, when a failure is written (and to fill the code column of stores written
+    before it existed); readers take the stored column."""
+    if not message:
+        return "other"
+    match = _API_CODE.search(message)
+    if match:
+        return match.group(1)
+    match = _HTTP_STATUS.search(message)
+    if match:
+        return f"http_{match.group(1)}"
+    return "other"
+
+
+def error_code_for(error: BaseException) -> str:
+    """The code a failure caused by ``error`` is stored with: the API code or HTTP status of
+    a :class:`BackendError` anywhere in its cause chain, else :func:`code_from_text`."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, BackendError):
+            if current.code is not None:
+                return str(current.code)
+            if current.status is not None:
+                return f"http_{current.status}"
+        current = current.__cause__ or current.__context__
+    return code_from_text(str(error))

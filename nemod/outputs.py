@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import glob
 import json
 import os
 import shutil
@@ -122,6 +123,33 @@ def publish(
             sources[suffix].unlink(missing_ok=True)
         return {suffix: folder / f"{chosen}{suffix}" for suffix in ordered}
     raise PermanentJobError(f"could not find a free output name for {base} in {folder}.")
+
+
+def attempt_work_dir(output: Path, job_id: str, attempt: int) -> Path:
+    """The scratch folder of one attempt (lease) at ``job_id``: ``<job_id>.<attempt>``,
+    created after removing the folders of the job's earlier attempts.
+
+    Two attempts never share a folder: a host that lost its lease but still renders (cut
+    off from the database) cannot overwrite or delete the files of the host that took the
+    job over. Only earlier attempts (lower lease tokens, fenced out) are removed, never a
+    later one's."""
+    remove_attempt_dirs(output, job_id, below=attempt)
+    return work_dir(output, f"{job_id}.{attempt}")
+
+
+def remove_attempt_dirs(output: Path, job_id: str, *, below: int) -> None:
+    """Remove the scratch folders of ``job_id``'s attempts numbered below ``below`` (and
+    the folder of a version that named scratch by job only)."""
+    parent = output / WORK_DIR_NAME
+    if not parent.is_dir():
+        return
+    for folder in [parent / job_id, *parent.glob(f"{glob.escape(job_id)}.*")]:
+        suffix = folder.name[len(job_id) + 1:]
+        earlier = folder.name == job_id or (suffix.isdigit() and int(suffix) < below)
+        if earlier and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        parent.rmdir()  # once empty (work_dir copes with this racing its mkdir)
 
 
 def remove_work_dir(path: Path) -> None:

@@ -22,7 +22,14 @@ from nemod.config import Config, Rule, WatchFolder
 from nemod.errors import PermanentJobError
 from nemod.matching import match_rule, unsupported_reason
 from nemod.names import readable
-from nemod.outputs import publish, remove_work_dir, render_name, work_dir
+from nemod.outputs import (
+    attempt_work_dir,
+    publish,
+    remove_attempt_dirs,
+    remove_work_dir,
+    render_name,
+    work_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -109,9 +116,13 @@ def run_job(
     context: JobContext | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     watch: WatchFolder | None = None,
+    attempt: int | None = None,
 ) -> JobOutcome:
     """Process ``source`` with ``rule`` on ``backend`` and publish into ``output_folder``;
     ``watch`` is the source's watch folder (it says how exported timelines reference it).
+
+    ``attempt`` (the job's lease token) gives this attempt a scratch folder of its own
+    (:func:`nemod.outputs.attempt_work_dir`); None: one folder per job.
 
     Raises what the backend raises (see :class:`nemod.backends.base.Backend`); the
     scratch folder is removed whatever happens.
@@ -123,10 +134,12 @@ def run_job(
     )
     base = base[: -len(".mp4")]
     subfolder = output_folder / Path(base).parent
+    if attempt is not None:  # earlier attempts' scratch (a kill can land mid-cleanup)
+        remove_attempt_dirs(output_folder, job_id, below=attempt)
     previous = previous_publication(context.ledger, job_id, subfolder, Path(base).name)
     if previous is not None:
         return JobOutcome(rule.name, previous, "already published", time.monotonic() - started)
-    scratch = work_dir(output_folder, job_id)
+    scratch = work_dir(output_folder, job_id) if attempt is None else attempt_work_dir(output_folder, job_id, attempt)
     try:
         media_url = watch.media_url(source) if watch is not None else None
         rendition = backend.process(JobRequest(job_id, source, rule, scratch, media_url), context)
@@ -151,5 +164,9 @@ def run_job(
         outputs = publish(files, subfolder, Path(base).name, log)
         context.ledger.record(PUBLISHED, json.dumps({k: str(v) for k, v in outputs.items()}))
     finally:
+        if attempt is not None:
+            # also what an earlier attempt re-created after this one began (it was fenced
+            # out but still running, then killed): nothing of this job's past stays behind
+            remove_attempt_dirs(output_folder, job_id, below=attempt)
         remove_work_dir(scratch)
     return JobOutcome(rule.name, outputs, rendition.summary, time.monotonic() - started)

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nemod.app import build_store
 from nemod.commands import add_config_option, load_config
 from nemod.config import Config
 from nemod.errors import NemodError
-from nemod.store import JobStore, SourceRef, fingerprint, open_store
+from nemod.store import JobStore, SourceRef, fingerprint
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Delete the jobs of the file (by content fingerprint and by path); exit 1 if none."""
     config = load_config(args, check_folders=False)
     path = args.file.parent.resolve() / args.file.name
-    store = open_store(config.state_dir)
+    store = build_store(config)
     try:
         count = forget_source(store, source_ref(config, path), path)
     finally:

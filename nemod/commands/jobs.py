@@ -7,9 +7,10 @@ import datetime as dt
 import json
 from typing import Any
 
+from nemod.app import build_store
 from nemod.commands import add_config_option, load_config
 from nemod.names import shown
-from nemod.store import Job, JobState, open_store
+from nemod.store import Job, JobState
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -29,7 +30,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "file": shown(job.source.relative), "fingerprint": job.fingerprint, "attempts": job.attempts,
         "step": job.step, "progress": job.progress, "created_at": job.created_at,
         "updated_at": job.updated_at, "not_before": job.not_before, "outputs": dict(job.outputs),
-        "error": job.error,
+        "error": job.error, "error_code": job.error_code, "wait_reason": job.wait_reason,
+        "host": job.host if job.state is JobState.RUNNING else None,
     }
 
 
@@ -40,7 +42,7 @@ def _when(seconds: float) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the jobs; exit 0."""
     config = load_config(args, check_folders=False)
-    store = open_store(config.state_dir)
+    store = build_store(config)
     try:
         jobs = store.jobs(JobState(args.state) if args.state else None, limit=args.limit)
     finally:
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     for job in jobs:
         when = _when(job.updated_at)
         line = f"{job.id:>6}  {job.label:<16} {when}  {job.rule:<12} {shown(job.source.relative)}"
+        if job.state is JobState.RUNNING and job.host:
+            line += f"  (on {job.host})"
         if job.error and job.state is not JobState.DONE:
             line += f"\n        {job.error}"
         print(line)

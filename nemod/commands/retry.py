@@ -10,10 +10,11 @@ import argparse
 import shutil
 from typing import Any
 
+from nemod.app import build_store
 from nemod.commands import add_config_option, load_config
 from nemod.config import Config
 from nemod.errors import NemodError
-from nemod.store import Job, JobState, JobStore, open_store
+from nemod.store import Job, JobState, JobStore
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -59,7 +60,7 @@ def retry_job(config: Config, store: JobStore, job_id: int) -> Job:
 def run(args: argparse.Namespace) -> int:
     """Queue the job(s); exit 1 when the job is unknown or not failed."""
     config = load_config(args, check_folders=False)
-    store = open_store(config.state_dir)
+    store = build_store(config)
     try:
         if args.failed:
             failed = store.jobs(JobState.FAILED, limit=1_000_000)

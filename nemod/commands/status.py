@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from nemod.app import build_store
 from nemod.commands import add_config_option, load_config
 from nemod.schedule import local_zone
 from nemod.service.status import render_text, to_json
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     """Print the status; returns 0 when the daemon runs, 3 when it does not."""
     config = load_config(args, check_folders=False)
     source = StoreStatusSource.for_state_dir(
-        config.state_dir, folders=[watch.key for watch in config.watches]
+        config.state_dir, folders=[watch.key for watch in config.watches],
+        open_store=lambda: build_store(config, read_only=True), host_id=config.host_id,
+        store_name=config.store_name,
     )
     snapshot = source.snapshot(time.time())
     if args.json:

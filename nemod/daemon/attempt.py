@@ -15,7 +15,14 @@ from typing import Literal
 
 from nemod.config import Config, Rule, WatchFolder
 from nemod.daemon.options import DaemonOptions, backoff
-from nemod.errors import LeaseLostError, NemodError, PermanentJobError, StoppingError, WaitingError
+from nemod.errors import (
+    LeaseLostError,
+    NemodError,
+    PermanentJobError,
+    StoppingError,
+    WaitingError,
+    error_code_for,
+)
 from nemod.pipeline import choose_rule
 from nemod.store.base import Job
 
@@ -80,6 +87,8 @@ class Transition:
     delay: float = 0.0
     reason: str = ""
     unexpected: bool = False
+    #: The failure's code for the store's ``error_code`` column (``fail``/``retry``).
+    code: str = "other"
 
 
 def transition_for(
@@ -95,7 +104,7 @@ def transition_for(
         delay = error.delay if error.delay is not None else options.waiting_default_seconds
         return Transition("wait", str(error), delay, error.reason)
     if isinstance(error, PermanentJobError):
-        return Transition("fail", str(error))
+        return Transition("fail", str(error), code=error_code_for(error))
     if lost:
         return Transition("abandon", "lease lost")
     if stopping and cancelled:
@@ -105,7 +114,7 @@ def transition_for(
     job = attempt.job
     if job.attempts >= attempt.config.max_attempts:
         sentence = f"{attempt.source.name} failed {job.attempts} times; the last error was: {message.rstrip('.')}."
-        return Transition("fail", sentence, unexpected=unexpected)
+        return Transition("fail", sentence, unexpected=unexpected, code=error_code_for(error))
     asked: float | None = getattr(error, "delay", None)
     delay = asked if asked is not None else backoff(job.attempts, options.retry_base_seconds, options.retry_max_seconds)
-    return Transition("retry", message, float(delay), unexpected=unexpected)
+    return Transition("retry", message, float(delay), unexpected=unexpected, code=error_code_for(error))

@@ -47,7 +47,7 @@ from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
 from nemod.daemon.pauses import PausedFolders
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import ConfigError, PermanentJobError, WaitingError
+from nemod.errors import ConfigError, PermanentJobError, StoreUnavailableError, WaitingError
 from nemod.names import shown
 from nemod.pipeline import run_job
 from nemod.store.base import Job, JobStore
@@ -114,6 +114,10 @@ class Daemon:
         self._reload = threading.Event()
         self._started = False
         self._log = structlog.get_logger("nemod.daemon")
+        #: Why the store cannot be reached (None: it answers), and when to try again.
+        self.store_error: str | None = None
+        self._store_retry_at = 0.0
+        self._store_backoff = 0.0
 
     @property
     def watchers(self) -> list[FolderWatcher]:
@@ -123,11 +127,16 @@ class Daemon:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Take back this host's dead processes' jobs, start the watchers, scan the folders."""
-        self.leases.reclaim_dead_owners()
+        """Take back this host's dead processes' jobs, start the watchers, scan the folders,
+        and ask the store to wake the loop when other hosts queue work."""
+        try:
+            self.leases.reclaim_dead_owners()
+        except StoreUnavailableError as exc:
+            self._store_unavailable(exc, self.clock())
         self.intake.start(self.config, self.clock())
+        self.store.on_new_work(self.wakeup.set)
         self._started = True
-        self._log.info("daemon_started", owner=self.owner, folders=len(self.watchers))
+        self._log.info("daemon_started", owner=self.owner, folders=len(self.watchers), store=self.config.store_name)
 
     def request_stop(self) -> None:
         """Stop taking jobs; :meth:`run_forever` then stops gracefully (safe from signals)."""
@@ -240,14 +249,36 @@ class Daemon:
         if self._reload.is_set():
             self._reload.clear()
             self._do_reload(now)
-        if self._rescan.is_set():
-            self._rescan.clear()
-            self.intake.rescan(now)
-        self.intake.poll(self.config, now)
         self._reap()
-        self.leases.heartbeat(self._snapshot(), now)
-        if not self._stopping.is_set():
-            self._start_jobs(now)
+        if self.store_error is not None and now < self._store_retry_at:
+            self.leases.heartbeat(self._snapshot(), now)  # running steps go on; no claims
+            return
+        try:
+            if self.store_error is not None:
+                self.store.now()  # is it back? (the steps below may not touch the store)
+            if self._rescan.is_set():
+                self._rescan.clear()
+                self.intake.rescan(now)
+            self.intake.poll(self.config, now)
+            self.leases.heartbeat(self._snapshot(), now)
+            if not self._stopping.is_set():
+                self._start_jobs(now)
+        except StoreUnavailableError as exc:
+            self._store_unavailable(exc, now)
+            return
+        if self.store_error is not None:
+            self._log.info("store_available", was=self.store_error)
+            self.store_error, self._store_backoff = None, 0.0
+            self.request_rescan()  # files that settled during the outage
+
+    def _store_unavailable(self, error: StoreUnavailableError, now: float) -> None:
+        """The store did not answer: stop claiming, try again after a backoff (1 s doubling
+        to 30 s); running jobs keep their step (see :meth:`Leases.persist`)."""
+        self._store_backoff = min(max(self._store_backoff * 2, 1.0), 30.0)
+        self._store_retry_at = now + self._store_backoff
+        if self.store_error is None:
+            self._log.warning("store_unavailable", error=str(error), retry_in=self._store_backoff)
+        self.store_error = str(error)
 
     def _reap(self) -> None:
         with self._lock:
@@ -257,9 +288,21 @@ class Daemon:
     def _lose(self, active: Active) -> None:
         self.leases.lose(active)
 
+    def _claimable_roots(self) -> list[str] | None:
+        """With a shared store (``store:``), only jobs of the folders this host watches and
+        can reach: another host may have folders this one has not, or the share may not be
+        mounted here. One host (SQLite) takes every job, and fails those of folders no
+        longer configured."""
+        if self.config.store is None:
+            return None
+        return [watcher.watch.key for watcher in self.intake.watchers if watcher.reachable]
+
     def _start_jobs(self, now: float) -> None:
+        roots = self._claimable_roots()
+        if roots == []:
+            return
         while len(self._snapshot()) < self.config.concurrency and not self._stopping.is_set():
-            active = self.leases.claim(now)
+            active = self.leases.claim(now, roots)
             if active is None:
                 return
             with self._lock:
@@ -309,9 +352,12 @@ class Daemon:
             self._log.info("job_started", attempt=job.attempts, step=job.step)
             self._emit("started", job)
             outcome = run_job(attempt.config, self.backend, attempt.source, attempt.watch.output,
-                              job_id=job.key, rule=attempt.rule, context=active.context, watch=attempt.watch)
+                              job_id=job.key, rule=attempt.rule, context=active.context, watch=attempt.watch,
+                              attempt=job.lease_token)
             outputs = {suffix: str(path) for suffix, path in outcome.outputs.items()}
-            if active.lost or not self.store.complete(job.id, job.lease_token, outputs):
+            if active.lost or not self.leases.persist(
+                lambda: self.store.complete(job.id, job.lease_token, outputs), "complete"
+            ):
                 self._lose(active)
                 self._log.warning("job_taken_over_at_completion")
                 return
@@ -329,23 +375,34 @@ class Daemon:
             self._apply(active, attempt, transition)
 
     def _apply(self, active: Active, attempt: Attempt, transition: Transition) -> None:
-        """Write ``transition`` to the store (fenced by the job's lease token) and tell."""
+        """Write ``transition`` to the store (fenced by the job's lease token, waiting out a
+        store outage) and tell."""
+        try:
+            self._apply_now(active, attempt, transition)
+        except StoreUnavailableError:
+            self._log.warning("job_outcome_unrecorded", kind=transition.kind)  # its lease expires; re-claimed
+
+    def _apply_now(self, active: Active, attempt: Attempt, transition: Transition) -> None:
         job = active.job
+        persist = self.leases.persist
         if transition.kind == "abandon":
             self._log.warning("job_abandoned", reason=transition.message)
         elif transition.kind == "release":
-            if self.store.release(job.id, job.lease_token):
+            if persist(lambda: self.store.release(job.id, job.lease_token), "release"):
                 self._log.info("job_released", step=active.step)
         elif transition.kind == "wait":
-            if self.store.wait(job.id, job.lease_token, transition.reason, transition.delay):
+            if persist(lambda: self.store.wait(job.id, job.lease_token, transition.reason, transition.delay,
+                                               message=transition.message), "wait"):
                 self._log.info("job_waiting", reason=transition.reason, seconds=transition.delay)
                 self._emit("waiting", self.store.get(job.id) or job)
         elif transition.kind == "retry":
-            if self.store.fail(job.id, job.lease_token, transition.message, retry_after=transition.delay):
+            if persist(lambda: self.store.fail(job.id, job.lease_token, transition.message,
+                                               retry_after=transition.delay, code=transition.code), "retry"):
                 self._log.warning("job_retrying", error=transition.message, attempt=job.attempts,
                                   seconds=transition.delay)
                 self._emit("retrying", self.store.get(job.id) or job)
-        elif not self.store.fail(job.id, job.lease_token, transition.message):
+        elif not persist(lambda: self.store.fail(job.id, job.lease_token, transition.message,
+                                                 code=transition.code), "fail"):
             self._lose(active)
         else:
             self._log.error("job_failed", error=transition.message)
@@ -388,9 +445,9 @@ class Daemon:
         self._log.info("config_reloaded", folders=len(self.intake.watchers))
 
     def health(self) -> dict[str, Any]:
-        """A snapshot for health checks: ``ok`` (not stopping and every folder reachable),
-        per-folder reachability and observer kind, running jobs with step and progress,
-        and job counts by state."""
+        """A snapshot for health checks: ``ok`` (not stopping, the store answers and every
+        folder reachable), per-folder reachability and observer kind, running jobs with step
+        and progress, job counts by state, and ``store`` (``ok``, ``error``)."""
         folders = self.intake.folders()
         running = [
             {"job": a.job.key, "file": a.job.source.relative, "step": a.step,
@@ -398,9 +455,15 @@ class Daemon:
             for a in self._snapshot()
             if not a.done.is_set()
         ]
-        counts = {state.value: n for state, n in self.store.counts().items()}
-        ok = not self.stopping and all(f["reachable"] for f in folders)
-        return {"ok": ok, "folders": folders, "running": running, "jobs": counts}
+        counts: dict[str, int] = {}
+        if self.store_error is None:
+            try:
+                counts = {state.value: n for state, n in self.store.counts().items()}
+            except StoreUnavailableError as exc:
+                self._store_unavailable(exc, self.clock())
+        store = {"ok": self.store_error is None, "error": self.store_error}
+        ok = not self.stopping and store["ok"] and all(f["reachable"] for f in folders)
+        return {"ok": ok, "folders": folders, "running": running, "jobs": counts, "store": store}
 
     def _emit(self, name: str, job: Job) -> None:
         if self._events is None:

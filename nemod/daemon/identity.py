@@ -20,10 +20,14 @@ def _process_start(pid: int) -> str | None:
     return fields[19]
 
 
-def make_owner() -> str:
-    """This process's lease-owner name: ``host:pid:start`` (start time, or a random tag)."""
+def make_owner(host_id: str | None = None) -> str:
+    """This process's lease-owner name: ``host:pid:start`` (start time, or a random tag).
+
+    ``host`` is the config's ``host_id`` (default: the machine's host name). Hosts that
+    share a store must have distinct ids: a process judges the leases of its own host id
+    by pid (:func:`owner_is_dead`)."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or secrets.token_hex(4)}"
+    return f"{host_id or socket.gethostname()}:{pid}:{_process_start(pid) or secrets.token_hex(4)}"
 
 
 def owner_is_dead(owner: str | None, me: str) -> bool:

@@ -16,7 +16,7 @@ import structlog
 
 from nemod.config import Config, WatchFolder
 from nemod.daemon.attempt import NO_RULE
-from nemod.errors import PermanentJobError
+from nemod.errors import PermanentJobError, StoreUnavailableError
 from nemod.names import shown
 from nemod.pipeline import choose_rule
 from nemod.store.base import Job, JobStore, SourceRef, fingerprint
@@ -99,12 +99,18 @@ class Intake:
         busy: set[Path] = set()
         if self._check_open_files:
             busy = open_for_writing(Path(w.root) / f.relative for w, f in settled)
-        for watcher, found in settled:
+        for index, (watcher, found) in enumerate(settled):
             if Path(watcher.root) / found.relative in busy:
                 self._log.debug("file_still_open", file=shown(found.relative))
                 watcher.postpone(found, now)
                 continue
-            self._enqueue(config, watcher, found)
+            try:
+                self._enqueue(config, watcher, found)
+            except StoreUnavailableError:
+                # The store is down: these files are queued when it answers again.
+                for later_watcher, later in settled[index:]:
+                    later_watcher.postpone(later, now)
+                raise
 
     def _enqueue(self, config: Config, watcher: FolderWatcher, found: FoundFile) -> None:
         path = Path(watcher.root) / found.relative

@@ -182,6 +182,7 @@ def render_html(snapshot: StatusSnapshot) -> str:
     parts = [
         f"<p><b>Daemon:</b> {html.escape(daemon.detail)}</p>",
         f"<p><b>Status:</b> {html.escape(daemon.status or '-')}</p>",
+        *([f"<p><b>Host:</b> {html.escape(snapshot.host_id)}</p>"] if snapshot.host_id else []),
         "<p><b>Jobs:</b> " + html.escape(
             ", ".join(f"{snapshot.counts.get(s, 0)} {s}" for s in STATES)) + "</p>",
     ]
@@ -197,9 +198,9 @@ def render_html(snapshot: StatusSnapshot) -> str:
             [(f.folder, *(str(f.counts.get(s, 0)) for s in STATES)) for f in snapshot.folders],
         ))
     parts.append("<h2>Running</h2>" + (_rows(
-        ("job", "file", "rule", "step", "progress"),
+        ("job", "file", "rule", "step", "progress", "host"),
         [(j.id, j.source, j.rule, j.step or "starting",
-          "-" if j.progress is None else f"{j.progress * 100:.0f}%") for j in snapshot.running],
+          "-" if j.progress is None else f"{j.progress * 100:.0f}%", j.host or "") for j in snapshot.running],
     ) if snapshot.running else "<p>nothing</p>"))
     parts.append("<h2>Queue</h2>" + (_rows(
         ("job", "file", "rule", "state", "not before", "why"),

@@ -49,9 +49,8 @@ from nemod.service.notify import (
     job_fields,
 )
 from nemod.service.sdnotify import SdNotifier, status_line
-from nemod.service.status import error_code
 from nemod.service.storeview import StoreStatusSource
-from nemod.store.base import Job
+from nemod.store.base import Job, JobStore
 
 log = structlog.get_logger(__name__)
 
@@ -244,8 +243,9 @@ class ServiceRuntime:
     # --- health for /healthz -----------------------------------------------------------
 
     def health(self) -> Mapping[str, bool]:
-        """Live checks: ``watchers`` (every folder reachable, not stopping) and ``loop``
-        (the main loop ticked within the last 30 s)."""
+        """Live checks: ``watchers`` (every folder reachable, not stopping), ``store`` (the
+        job store answered at the last tick) and ``loop`` (the main loop ticked within the
+        last 30 s)."""
         with self._lock:
             checks = dict(self._health)
             last = self._last_tick
@@ -265,7 +265,7 @@ class ServiceRuntime:
             duration = None
             if job.finished_at is not None and job.created_at:
                 duration = job.finished_at - job.created_at
-            code = error_code(job.error) if name == "failed" else "other"
+            code = (job.error_code or "other") if name == "failed" else "other"
             self.sink.on_event(name, job_fields(
                 job_id=str(job.id), source=shown(str(self.config.locate(job.source.root, job.source.relative)
                                                or job.source.relative)), rule=job.rule,
@@ -274,7 +274,7 @@ class ServiceRuntime:
                 error_code=None if code == "other" else code,
                 attempts=job.attempts, duration_seconds=duration,
             ))
-        elif name == "waiting" and job.error == "credits":
+        elif name == "waiting" and job.wait_reason == "credits":
             self._report_credits(None)
 
     # --- internals ---------------------------------------------------------------------
@@ -298,11 +298,16 @@ class ServiceRuntime:
         unreachable = [f["path"] for f in folders if not f.get("reachable")]
         if unreachable:
             line += f"; unreachable: {', '.join(unreachable)}"
+        store = health.get("store") or {"ok": True}
+        store_ok = bool(store.get("ok", True))
+        if not store_ok:
+            watchers_ok = watchers_ok or all(f.get("reachable") for f in folders)
+            line += "; job store unreachable: not claiming, retrying"
         with self._lock:
-            self._health = {"watchers": watchers_ok}
+            self._health = {"watchers": watchers_ok, "store": store_ok}
         if announce:
             self.sd.status(line)
-        self.beacon.update(status=line, health={"watchers": watchers_ok, "loop": True})
+        self.beacon.update(status=line, health={"watchers": watchers_ok, "loop": True, "store": store_ok})
         self.beacon.beat(self.wall(), force=force)
         return line
 
@@ -356,11 +361,13 @@ class ServiceRuntime:
 
 
 def build_runtime(
-    config: Config, *, env: Mapping[str, str] | None = None, started_at: float | None = None
+    config: Config, *, env: Mapping[str, str] | None = None, started_at: float | None = None,
+    open_store: Callable[[], JobStore] | None = None,
 ) -> ServiceRuntime:
     """The runtime for ``nemod run``: sd_notify from the environment, the beacon in
     ``state_dir``, notifications on their own thread when ``notify:`` has targets, and
-    the loopback endpoint when ``status_port`` is set."""
+    the loopback endpoint when ``status_port`` is set (reading the store ``open_store``
+    opens; default: the SQLite store in ``state_dir``)."""
     sd = SdNotifier.from_environment(env)
     beacon = DaemonBeacon(
         beacon_path(config.state_dir), started_at=started_at or time.time(),
@@ -378,7 +385,8 @@ def build_runtime(
     runtime = ServiceRuntime(config, sd=sd, beacon=beacon, sink=sink)
     if config.status_port is not None:
         source = StoreStatusSource.for_state_dir(
-            config.state_dir, folders=[w.key for w in config.watches]  # as the store names them
+            config.state_dir, folders=[w.key for w in config.watches],  # as the store names them
+            open_store=open_store, host_id=config.host_id, store_name=config.store_name,
         )
         runtime.server = StatusServer(source, port=config.status_port, health=runtime.health)
     return runtime

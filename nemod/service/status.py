@@ -10,7 +10,6 @@ person (:func:`render_text`). The real source over the job store lives in
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -38,6 +37,10 @@ class JobLine:
     not_before: float | None = None
     finished_at: float | None = None
     reason: str | None = None
+    #: The host running the job (its ``host_id``), for running jobs.
+    host: str | None = None
+    #: The stored error code of a failed (or retrying) job.
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class FolderCounts:
 class Totals:
     """Aggregates for metrics: per final state (``done``/``failed``) the number of jobs
     and the sum of their turnaround (detection → finish) in seconds; bytes of the
-    sources of done jobs; failed jobs per error code (see :func:`error_code`)."""
+    sources of done jobs; failed jobs per error code (the store's ``error_code`` column)."""
 
     finished: Mapping[str, tuple[int, float]] = field(default_factory=dict)
     bytes_done: int = 0
@@ -73,6 +76,9 @@ class StatusSnapshot:
     totals: Totals = field(default_factory=Totals)
     store_ok: bool = True
     store_error: str | None = None
+    #: This host's ``host_id`` and the store as shown to people (no password).
+    host_id: str | None = None
+    store_name: str | None = None
 
 
 class StatusSource(Protocol):
@@ -81,27 +87,6 @@ class StatusSource(Protocol):
     def snapshot(self, now: float) -> StatusSnapshot:
         """The state at wall-clock ``now``; a broken store shows as ``store_ok=False``
         rather than an exception."""
-
-
-_API_CODE = re.compile(r"\b(?:code|error)[\s:=#]*(\d{4})\b", re.IGNORECASE)
-_HTTP_STATUS = re.compile(r"\bHTTP[\s:]*(\d{3})\b")
-
-
-def error_code(message: str | None) -> str:
-    """A coarse code for a failure message, for ``errors by code`` metrics.
-
-    A NemoVideo API code (``code 2001``) → ``"2001"``; an HTTP status → ``"http_503"``;
-    anything else → ``"other"``.
-    """
-    if not message:
-        return "other"
-    match = _API_CODE.search(message)
-    if match:
-        return match.group(1)
-    match = _HTTP_STATUS.search(message)
-    if match:
-        return f"http_{match.group(1)}"
-    return "other"
 
 
 def one_line(message: str | None, width: int = 160) -> str | None:
@@ -122,7 +107,8 @@ def to_json(snapshot: StatusSnapshot) -> dict[str, Any]:
             "started_at": _iso(snapshot.daemon.started_at),
             "heartbeat_at": _iso(snapshot.daemon.heartbeat_at),
         },
-        "store": {"ok": snapshot.store_ok, "error": snapshot.store_error},
+        "host_id": snapshot.host_id,
+        "store": {"ok": snapshot.store_ok, "error": snapshot.store_error, "name": snapshot.store_name},
         "counts": {state: snapshot.counts.get(state, 0) for state in STATES},
         "folders": [
             {"folder": folder.folder, "counts": {s: folder.counts.get(s, 0) for s in STATES}}
@@ -179,6 +165,8 @@ def render_text(snapshot: StatusSnapshot, zone: dt.tzinfo | None = None, limit: 
     """
     daemon = snapshot.daemon
     lines = [f"daemon:   {daemon.detail}"]
+    if snapshot.host_id:
+        lines.append(f"host:     {snapshot.host_id}" + (f"  (store {snapshot.store_name})" if snapshot.store_name else ""))
     if daemon.status:
         lines.append(f"status:   {daemon.status}")
     unhealthy = [name for name, ok in daemon.health.items() if not ok]
@@ -202,8 +190,8 @@ def render_text(snapshot: StatusSnapshot, zone: dt.tzinfo | None = None, limit: 
     lines += ["", "running:" if snapshot.running else "running:  nothing"]
     if snapshot.running:
         lines += _table(
-            ("JOB", "FILE", "RULE", "STEP", "ATTEMPT"),
-            [(job.id, job.source, job.rule, _progress(job), str(job.attempts))
+            ("JOB", "FILE", "RULE", "STEP", "ATTEMPT", "HOST"),
+            [(job.id, job.source, job.rule, _progress(job), str(job.attempts), job.host or "")
              for job in snapshot.running],
         )
     lines += ["", "queue:" if snapshot.queue else "queue:    empty"]

@@ -1,22 +1,23 @@
-"""The real :class:`~nemod.service.status.StatusSource`: the SQLite job store, read-only,
+"""The real :class:`~nemod.service.status.StatusSource`: the job store, read through the
+:class:`~nemod.store.base.JobStore` protocol (:meth:`~nemod.store.base.JobStore.summary`),
 plus the daemon's beacon.
 
-The store file is opened with ``mode=ro`` for every snapshot, so ``nemod status`` and
-the status endpoint never write to it, never hold a lock the daemon waits on, and work
-while the daemon is stopped. The queries read the ``jobs`` table of
-:mod:`nemod.store.sqlite` (its columns are this module's contract with the store).
+Each snapshot opens the store through an ``open_store`` callable and closes it again, so
+``nemod status`` and the status endpoint work whichever store the config names and
+while the daemon is stopped. The SQLite store is opened read-only (never written, no lock
+the daemon waits on); the PostgreSQL store without migrating.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemod.names import restored, shown
+from nemod.errors import StoreError
+from nemod.names import shown
 from nemod.service.beacon import beacon_path, daemon_state, read_beacon
 from nemod.service.status import (
     STATES,
@@ -24,14 +25,15 @@ from nemod.service.status import (
     JobLine,
     StatusSnapshot,
     Totals,
-    error_code,
     one_line,
 )
 from nemod.store import DATABASE_NAME
+from nemod.store.base import Job, JobState, JobStore
+from nemod.store.sqlite import SQLiteStore
 
 
 def store_path(state_dir: Path) -> Path:
-    """Where the daemon keeps its job store (see :func:`nemod.store.open_store`)."""
+    """Where the daemon keeps its SQLite job store (see :func:`nemod.store.open_store`)."""
     return state_dir / DATABASE_NAME
 
 
@@ -47,98 +49,77 @@ class StoreView:
     totals: Totals
 
 
-def _job_line(row: sqlite3.Row) -> JobLine:
+def _job_line(job: Job) -> JobLine:
+    reason = job.wait_reason if job.state is JobState.WAITING and job.wait_reason else one_line(job.error)
     return JobLine(
-        id=str(row["id"]),
-        source=shown(restored(str(row["relative"]))),
-        folder=str(row["root"]),
-        rule=str(row["rule"]),
-        state=str(row["state"]),
-        step=row["step"],
-        progress=row["progress"],
-        attempts=int(row["attempts"]),
-        updated_at=row["updated_at"],
-        not_before=row["not_before"],
-        finished_at=row["finished_at"],
-        reason=one_line(row["error"]),
+        id=str(job.id),
+        source=shown(job.source.relative),
+        folder=job.source.root,
+        rule=job.rule,
+        state=job.state.value,
+        step=job.step,
+        progress=job.progress,
+        attempts=job.attempts,
+        updated_at=job.updated_at,
+        not_before=job.not_before,
+        finished_at=job.finished_at,
+        reason=reason,
+        host=job.host if job.state is JobState.RUNNING else None,
+        code=job.error_code,
     )
 
 
-class SQLiteJobReader:
-    """Reads the job store at ``path`` read-only; each :meth:`read` opens and closes a
-    connection, so one reader serves any thread."""
+class StoreReader:
+    """Reads a job store for status: each :meth:`read` opens it with ``open_store``, asks
+    for its summary and closes it, so one reader serves any thread."""
 
-    def __init__(self, path: Path, *, queue_limit: int = 50, failure_limit: int = 10) -> None:
-        self.path = path
+    def __init__(
+        self, open_store: Callable[[], JobStore], *, queue_limit: int = 50, failure_limit: int = 10
+    ) -> None:
+        self.open_store = open_store
         self.queue_limit = queue_limit
         self.failure_limit = failure_limit
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no job store yet at {self.path}")
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        finally:
-            conn.close()
-
     def read(self) -> StoreView:
         """Counts, per-folder counts, running jobs, the queue (in claim order), recent
-        failures and totals. Raises sqlite3.Error or OSError when the store is unreadable."""
-        with self._connect() as conn:
-            counts = dict.fromkeys(STATES, 0)
-            folders: dict[str, dict[str, int]] = {}
-            for row in conn.execute(
-                "SELECT root, state, count(*) AS n FROM jobs GROUP BY root, state"
-            ):
-                counts[row["state"]] = counts.get(row["state"], 0) + row["n"]
-                folders.setdefault(row["root"], dict.fromkeys(STATES, 0))[row["state"]] = row["n"]
-            running = conn.execute(
-                "SELECT * FROM jobs WHERE state = 'running' ORDER BY updated_at DESC, id"
-            ).fetchall()
-            queue = conn.execute(
-                """SELECT * FROM jobs WHERE state IN ('queued', 'waiting')
-                   ORDER BY not_before, id LIMIT ?""",
-                (self.queue_limit,),
-            ).fetchall()
-            failures = conn.execute(
-                """SELECT * FROM jobs WHERE state = 'failed'
-                   ORDER BY coalesce(finished_at, updated_at) DESC, id DESC LIMIT ?""",
-                (self.failure_limit,),
-            ).fetchall()
-            finished = {
-                row["state"]: (int(row["n"]), float(row["seconds"] or 0.0))
-                for row in conn.execute(
-                    """SELECT state, count(*) AS n, sum(finished_at - created_at) AS seconds
-                       FROM jobs WHERE state IN ('done', 'failed') AND finished_at IS NOT NULL
-                       GROUP BY state"""
-                )
-            }
-            bytes_done = conn.execute(
-                "SELECT coalesce(sum(size), 0) FROM jobs WHERE state = 'done'"
-            ).fetchone()[0]
-            errors: dict[str, int] = {}
-            for row in conn.execute(
-                "SELECT error, count(*) AS n FROM jobs WHERE state = 'failed' GROUP BY error"
-            ):
-                code = error_code(row["error"])
-                errors[code] = errors.get(code, 0) + row["n"]
+        failures and totals. Raises FileNotFoundError (no store yet), StoreError
+        (unreachable or unusable), sqlite3.Error or OSError."""
+        store = self.open_store()
+        try:
+            summary = store.summary(queue_limit=self.queue_limit, failure_limit=self.failure_limit)
+        finally:
+            store.close()
+        counts = {state.value: n for state, n in summary.counts().items()}
+        folders = tuple(
+            FolderCounts(root, {state.value: n for state, n in per_state.items()})
+            for root, per_state in sorted(summary.folders.items())
+        )
         return StoreView(
             counts=counts,
-            folders=tuple(FolderCounts(root, n) for root, n in sorted(folders.items())),
-            running=tuple(_job_line(row) for row in running),
-            queue=tuple(_job_line(row) for row in queue),
-            failures=tuple(_job_line(row) for row in failures),
-            totals=Totals(finished=finished, bytes_done=int(bytes_done), errors_by_code=errors),
+            folders=folders,
+            running=tuple(_job_line(job) for job in summary.running),
+            queue=tuple(_job_line(job) for job in summary.queue),
+            failures=tuple(_job_line(job) for job in summary.failures),
+            totals=Totals(
+                finished={state.value: value for state, value in summary.finished.items()},
+                bytes_done=summary.bytes_done, errors_by_code=dict(summary.errors_by_code),
+            ),
         )
+
+
+class SQLiteJobReader(StoreReader):
+    """A :class:`StoreReader` of the SQLite store at ``path``, opened read-only."""
+
+    def __init__(self, path: Path, *, queue_limit: int = 50, failure_limit: int = 10) -> None:
+        self.path = path
+        super().__init__(lambda: SQLiteStore(path, read_only=True),
+                         queue_limit=queue_limit, failure_limit=failure_limit)
 
 
 class StoreStatusSource:
     """A :class:`~nemod.service.status.StatusSource` over a job store and a beacon.
 
-    ``reader`` reads the store (see :class:`SQLiteJobReader`); ``beacon`` returns the
+    ``reader`` reads the store (see :class:`StoreReader`); ``beacon`` returns the
     beacon's content (default: read ``<state_dir>/daemon.json``); ``folders`` are the
     configured watch folders, listed even before they have jobs; ``judge`` turns a beacon
     into a :class:`~nemod.service.beacon.DaemonState` (tests replace the pid check).
@@ -146,24 +127,33 @@ class StoreStatusSource:
 
     def __init__(
         self,
-        reader: SQLiteJobReader,
+        reader: StoreReader,
         beacon: Callable[[], Mapping[str, Any] | None],
         *,
         folders: Sequence[str] = (),
         judge: Callable[..., Any] = daemon_state,
+        host_id: str | None = None,
+        store_name: str | None = None,
     ) -> None:
         self.reader = reader
         self.beacon = beacon
         self.folders = tuple(folders)
         self.judge = judge
+        self.host_id = host_id
+        self.store_name = store_name
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path, folders: Sequence[str] = ()) -> StoreStatusSource:
-        """The source for the daemon that uses ``state_dir``."""
+    def for_state_dir(
+        cls, state_dir: Path, folders: Sequence[str] = (), *,
+        open_store: Callable[[], JobStore] | None = None, host_id: str | None = None,
+        store_name: str | None = None,
+    ) -> StoreStatusSource:
+        """The source for the daemon that uses ``state_dir`` (its beacon) and the store
+        ``open_store`` opens (default: the SQLite store in ``state_dir``, read-only)."""
+        reader = SQLiteJobReader(store_path(state_dir)) if open_store is None else StoreReader(open_store)
         return cls(
-            SQLiteJobReader(store_path(state_dir)),
-            lambda: read_beacon(beacon_path(state_dir)),
-            folders=folders,
+            reader, lambda: read_beacon(beacon_path(state_dir)), folders=folders,
+            host_id=host_id, store_name=store_name,
         )
 
     def snapshot(self, now: float) -> StatusSnapshot:
@@ -173,6 +163,8 @@ class StoreStatusSource:
         try:
             view = self.reader.read()
         except FileNotFoundError as exc:
+            return self._without_store(now, daemon, str(exc))
+        except StoreError as exc:
             return self._without_store(now, daemon, str(exc))
         except (sqlite3.Error, OSError) as exc:
             return self._without_store(now, daemon, f"unreadable: {exc}")
@@ -189,11 +181,13 @@ class StoreStatusSource:
             queue=view.queue,
             failures=view.failures,
             totals=view.totals,
+            host_id=self.host_id,
+            store_name=self.store_name,
         )
 
     def _without_store(self, now: float, daemon: Any, error: str) -> StatusSnapshot:
         folders = tuple(FolderCounts(f, dict.fromkeys(STATES, 0)) for f in self.folders)
         return StatusSnapshot(
             taken_at=now, daemon=daemon, counts=dict.fromkeys(STATES, 0), folders=folders,
-            store_ok=False, store_error=error,
+            store_ok=False, store_error=error, host_id=self.host_id, store_name=self.store_name,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nemod.store.base import Job, JobState, JobStore, SourceRef, StoreLedger, fingerprint
+from nemod.store.base import SQLITE_NAME, Job, JobState, JobStore, SourceRef, StoreLedger, fingerprint
 from nemod.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 #: The job database's file name inside ``state_dir``.
-DATABASE_NAME = "jobs.sqlite3"
+DATABASE_NAME = SQLITE_NAME
 
 
 def open_store(state_dir: os.PathLike[str] | str) -> SQLiteStore:

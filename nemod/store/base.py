@@ -22,12 +22,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from nemod.errors import LeaseLostError
+
+#: The SQLite job database's file name inside ``state_dir`` (the store when ``store:`` is absent).
+SQLITE_NAME = "jobs.sqlite3"
 
 #: How much of each end of a file the fingerprint hashes.
 FINGERPRINT_SPAN = 1024 * 1024
@@ -92,6 +96,11 @@ class Job:
     finished_at: float | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: A coarse code of the last failure (an API code such as ``2001``, ``http_503``,
+    #: ``other``), kept beside the error text so nothing parses it back out.
+    error_code: str | None = None
+    #: Why a ``waiting`` job waits (``credits``, ``schedule``, ``unreachable``).
+    wait_reason: str | None = None
 
     @property
     def label(self) -> str:
@@ -101,9 +110,45 @@ class Job:
         return self.state.value
 
     @property
+    def host(self) -> str | None:
+        """The host holding (or that last held) the lease: the ``host_id`` part of
+        ``lease_owner`` (``host:pid:start``), or None."""
+        if not self.lease_owner:
+            return None
+        return self.lease_owner.rsplit(":", 2)[0]
+
+    @property
     def key(self) -> str:
         """A stable name for the job (log files, scratch folders): ``job-<id>``."""
         return f"job-{self.id}"
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """What status, metrics and the status page read from a store in one go.
+
+    ``folders``: jobs per state for each watch folder key; ``running``: running jobs, most
+    recently updated first; ``queue``: queued and waiting jobs in claim order (at most the
+    limit asked); ``failures``: the most recent failed jobs; ``finished``: per final state
+    the number of jobs and the sum of their turnaround (created → finished) in seconds;
+    ``bytes_done``: source bytes of done jobs; ``errors_by_code``: failed jobs per code.
+    """
+
+    folders: Mapping[str, Mapping[JobState, int]]
+    running: tuple[Job, ...] = ()
+    queue: tuple[Job, ...] = ()
+    failures: tuple[Job, ...] = ()
+    finished: Mapping[JobState, tuple[int, float]] = field(default_factory=dict)
+    bytes_done: int = 0
+    errors_by_code: Mapping[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[JobState, int]:
+        """Jobs per state over every folder (every state present)."""
+        totals = dict.fromkeys(JobState, 0)
+        for per_state in self.folders.values():
+            for state, count in per_state.items():
+                totals[state] += count
+        return totals
 
 
 class JobStore(Protocol):
@@ -114,8 +159,13 @@ class JobStore(Protocol):
     ) -> Job | None:
         """Add a queued job; return None (and change nothing) when (fingerprint, rule) exists."""
 
-    def claim(self, worker: str, *, lease_seconds: float) -> Job | None:
+    def claim(
+        self, worker: str, *, lease_seconds: float, roots: Collection[str] | None = None
+    ) -> Job | None:
         """Atomically take the oldest claimable job for ``worker``, or return None.
+
+        ``roots`` limits the claim to jobs of those watch folder keys (a host sharing a
+        store takes only jobs of folders it has and can reach); None: any job.
 
         Claimable: queued or waiting with ``not_before`` reached, or running with an
         expired lease. The claim counts one attempt; the caller decides what to do with a
@@ -132,13 +182,19 @@ class JobStore(Protocol):
         """Mark the job done with its output paths; False: taken over, report nothing."""
 
     def fail(
-        self, job_id: int, lease: int, error: str, retry_after: float | None = None
+        self, job_id: int, lease: int, error: str, retry_after: float | None = None,
+        *, code: str | None = None,
     ) -> bool:
-        """Record a failure: permanent when ``retry_after`` is None, else queued again after
-        ``retry_after`` seconds (on the store's clock). False: taken over."""
+        """Record a failure (``error`` text and its ``code``; None: the code is read from the
+        text once, see :func:`nemod.errors.code_from_text`): permanent
+        when ``retry_after`` is None, else queued again after ``retry_after`` seconds (on the
+        store's clock). False: taken over."""
 
-    def wait(self, job_id: int, lease: int, reason: str, delay: float) -> bool:
-        """Put the job in ``waiting`` for ``delay`` seconds without counting the attempt."""
+    def wait(
+        self, job_id: int, lease: int, reason: str, delay: float, *, message: str | None = None
+    ) -> bool:
+        """Put the job in ``waiting`` (``reason`` kept as its wait reason, ``message`` or
+        ``reason`` as its text) for ``delay`` seconds without counting the attempt."""
 
     def release(self, job_id: int, lease: int) -> bool:
         """Give a running job back (graceful stop): queued, attempt not counted."""
@@ -168,6 +224,14 @@ class JobStore(Protocol):
     def counts(self) -> dict[JobState, int]:
         """How many jobs are in each state (every state present, zero included)."""
 
+    def summary(self, *, queue_limit: int = 50, failure_limit: int = 10) -> StoreSummary:
+        """Everything status reports (see :class:`StoreSummary`), read in one go."""
+
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from any thread) whenever another process or host may have
+        made a job claimable, so an idle daemon wakes at once instead of at its next tick.
+        A store that cannot tell (one host) never calls it."""
+
     def retry(self, job_id: int | None = None) -> int:
         """Queue a failed job again (all failed jobs when ``job_id`` is None), attempts reset;
         returns how many were queued."""
@@ -193,6 +257,14 @@ class JobStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs, status and errors)."""
+    return _PASSWORD.sub(r"\1***@", url)
 
 
 def fingerprint(path: Path, size: int | None = None, mtime: float | None = None) -> str:

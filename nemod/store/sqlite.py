@@ -13,14 +13,17 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from nemod.errors import StoreError, code_from_text
 from nemod.names import restored, shown, stored
-from nemod.store.base import Job, JobState, SideEffect, SourceRef
+from nemod.store.base import Job, JobState, SideEffect, SourceRef, StoreSummary
 
-SCHEMA_VERSION = 1
+#: 1: the first schema; 2: ``error_code`` and ``wait_reason`` columns (filled from the
+#: error text of older rows once, when the file is first opened by this version).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -44,6 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at      REAL,
     outputs          TEXT    NOT NULL DEFAULT '{}',
     error            TEXT,
+    error_code       TEXT,
+    wait_reason      TEXT,
     UNIQUE (fingerprint, rule)
 );
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (state, not_before, id);
@@ -59,6 +64,14 @@ CREATE TABLE IF NOT EXISTS side_effects (
 );
 """
 
+# Version 1 → 2 (a file made by version 1 has every table but not these columns).
+_MIGRATE_2 = (
+    "ALTER TABLE jobs ADD COLUMN error_code TEXT",
+    "ALTER TABLE jobs ADD COLUMN wait_reason TEXT",
+    "UPDATE jobs SET error_code = nemod_code_from_text(error) WHERE state = 'failed'",
+    "UPDATE jobs SET wait_reason = error WHERE state = 'waiting'",
+)
+
 # SQLite 3.40 has no unixepoch('subsec'); julianday has millisecond precision.
 _NOW_SQL = "SELECT (julianday('now') - 2440587.5) * 86400.0"
 
@@ -69,8 +82,9 @@ UPDATE jobs SET
     progress = NULL
 WHERE id = (
     SELECT id FROM jobs
-    WHERE (state IN ('queued', 'waiting') AND not_before <= :now)
-       OR (state = 'running' AND lease_expires_at <= :now)
+    WHERE ((state IN ('queued', 'waiting') AND not_before <= :now)
+           OR (state = 'running' AND lease_expires_at <= :now))
+      AND (:roots IS NULL OR root IN (SELECT value FROM json_each(:roots)))
     ORDER BY not_before, id
     LIMIT 1
 )
@@ -99,6 +113,8 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         finished_at=row["finished_at"],
         outputs=json.loads(row["outputs"] or "{}"),
         error=row["error"],
+        error_code=row["error_code"] if "error_code" in row.keys() else None,  # noqa: SIM118
+        wait_reason=row["wait_reason"] if "wait_reason" in row.keys() else None,  # noqa: SIM118
     )
 
 
@@ -106,24 +122,53 @@ class SQLiteStore:
     """A :class:`nemod.store.base.JobStore` in one SQLite file (thread-safe; several
     processes may open the same file)."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] | None = None) -> None:
-        """Open (creating) the database at ``path``; ``clock`` replaces SQLite's clock."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, path: Path, *, clock: Callable[[], float] | None = None, read_only: bool = False
+    ) -> None:
+        """Open (creating and upgrading) the database at ``path``; ``clock`` replaces
+        SQLite's clock. ``read_only`` opens an existing file without ever writing to it
+        (status readers): raises FileNotFoundError when it does not exist, and a file of
+        an older schema is read as it is."""
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
+        self.read_only = read_only
+        if read_only:
+            if not path.is_file():
+                raise FileNotFoundError(f"no job store yet at {path}")
+            self._conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                check_same_thread=False, timeout=5.0,
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self._conn.row_factory = sqlite3.Row
+        self._conn.create_function("nemod_code_from_text", 1, code_from_text, deterministic=True)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         with self._tx() as (conn, _):
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            fresh = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+            ).fetchone() is None
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path} has schema version {version}; this nemod knows up to {SCHEMA_VERSION}"
+                )
+            if not fresh and version < 2:
+                for statement in _MIGRATE_2:
+                    conn.execute(statement)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._version = SCHEMA_VERSION
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -178,11 +223,14 @@ class SQLiteStore:
             ).fetchone()
         return _row_to_job(row) if row is not None else None
 
-    def claim(self, worker: str, *, lease_seconds: float) -> Job | None:
+    def claim(
+        self, worker: str, *, lease_seconds: float, roots: Collection[str] | None = None
+    ) -> Job | None:
         """Take the oldest claimable job (see :meth:`JobStore.claim`)."""
+        only = None if roots is None else json.dumps(sorted(roots))
         with self._tx() as (conn, now):
             row = conn.execute(
-                _CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds}
+                _CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds, "roots": only}
             ).fetchone()
         return _row_to_job(row) if row is not None else None
 
@@ -215,33 +263,42 @@ class SQLiteStore:
         )
 
     def fail(
-        self, job_id: int, lease: int, error: str, retry_after: float | None = None
+        self, job_id: int, lease: int, error: str, retry_after: float | None = None,
+        *, code: str | None = None,
     ) -> bool:
         """Permanent failure, or queued again after ``retry_after`` seconds."""
+        code = code or code_from_text(error)
         if retry_after is None:
             return self._fenced(
-                """UPDATE jobs SET state = 'failed', error = :error, lease_owner = NULL,
+                """UPDATE jobs SET state = 'failed', error = :error, error_code = :code,
+                       wait_reason = NULL, lease_owner = NULL,
                        lease_expires_at = NULL, progress = NULL, updated_at = :now,
                        finished_at = :now
                    WHERE id = :id AND lease_token = :lease AND state = 'running'""",
-                {"id": job_id, "lease": lease, "error": shown(error)},
+                {"id": job_id, "lease": lease, "error": shown(error), "code": code},
             )
         return self._fenced(
-            """UPDATE jobs SET state = 'queued', error = :error, lease_owner = NULL,
+            """UPDATE jobs SET state = 'queued', error = :error, error_code = :code,
+                   wait_reason = NULL, lease_owner = NULL,
                    lease_expires_at = NULL, progress = NULL, updated_at = :now,
                    not_before = :now + :delay
                WHERE id = :id AND lease_token = :lease AND state = 'running'""",
-            {"id": job_id, "lease": lease, "error": shown(error), "delay": retry_after},
+            {"id": job_id, "lease": lease, "error": shown(error), "delay": retry_after,
+             "code": code},
         )
 
-    def wait(self, job_id: int, lease: int, reason: str, delay: float) -> bool:
+    def wait(
+        self, job_id: int, lease: int, reason: str, delay: float, *, message: str | None = None
+    ) -> bool:
         """``waiting`` for ``delay`` seconds; the attempt is given back."""
         return self._fenced(
-            """UPDATE jobs SET state = 'waiting', error = :reason, lease_owner = NULL,
+            """UPDATE jobs SET state = 'waiting', error = :message, wait_reason = :reason,
+                   error_code = NULL, lease_owner = NULL,
                    lease_expires_at = NULL, progress = NULL, updated_at = :now,
                    not_before = :now + :delay, attempts = max(attempts - 1, 0)
                WHERE id = :id AND lease_token = :lease AND state = 'running'""",
-            {"id": job_id, "lease": lease, "reason": shown(reason), "delay": delay},
+            {"id": job_id, "lease": lease, "reason": reason, "delay": delay,
+             "message": shown(message or reason)},
         )
 
     def release(self, job_id: int, lease: int) -> bool:
@@ -336,7 +393,7 @@ class SQLiteStore:
         where = "state = 'failed'" + (" AND id = :id" if job_id is not None else "")
         with self._tx() as (conn, now):
             cursor = conn.execute(
-                f"""UPDATE jobs SET state = 'queued', attempts = 0, error = NULL,
+                f"""UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, error_code = NULL,
                         not_before = :now, updated_at = :now, finished_at = NULL, step = NULL
                     WHERE {where}""",  # noqa: S608 - where is one of two literals
                 {"now": now, "id": job_id},
@@ -389,8 +446,57 @@ class SQLiteStore:
                 cutoff,
             ).rowcount
             conn.execute(
-                "UPDATE jobs SET error = NULL WHERE state = 'done' AND finished_at IS NOT NULL"
+                "UPDATE jobs SET error = NULL, error_code = NULL WHERE state = 'done' AND finished_at IS NOT NULL"
                 " AND finished_at < :cutoff AND error IS NOT NULL",
                 cutoff,
             )
         return ledger + jobs
+
+    # --- status -------------------------------------------------------------------------
+
+    def summary(self, *, queue_limit: int = 50, failure_limit: int = 10) -> StoreSummary:
+        """See :meth:`nemod.store.base.JobStore.summary` (read-only: works on a store opened
+        with ``read_only``, of any schema version)."""
+        folders: dict[str, dict[JobState, int]] = {}
+        for row in self._query("SELECT root, state, count(*) AS n FROM jobs GROUP BY root, state"):
+            folders.setdefault(row["root"], dict.fromkeys(JobState, 0))[JobState(row["state"])] = row["n"]
+        running = self._query("SELECT * FROM jobs WHERE state = 'running' ORDER BY updated_at DESC, id")
+        queue = self._query(
+            "SELECT * FROM jobs WHERE state IN ('queued', 'waiting') ORDER BY not_before, id LIMIT ?",
+            (queue_limit,),
+        )
+        failures = self._query(
+            """SELECT * FROM jobs WHERE state = 'failed'
+               ORDER BY coalesce(finished_at, updated_at) DESC, id DESC LIMIT ?""",
+            (failure_limit,),
+        )
+        finished = {
+            JobState(row["state"]): (int(row["n"]), float(row["seconds"] or 0.0))
+            for row in self._query(
+                """SELECT state, count(*) AS n, sum(finished_at - created_at) AS seconds
+                   FROM jobs WHERE state IN ('done', 'failed') AND finished_at IS NOT NULL
+                   GROUP BY state"""
+            )
+        }
+        bytes_done = self._query("SELECT coalesce(sum(size), 0) AS n FROM jobs WHERE state = 'done'")[0]["n"]
+        errors: dict[str, int] = {}
+        if self._version >= 2:
+            for row in self._query(
+                "SELECT coalesce(error_code, 'other') AS code, count(*) AS n FROM jobs"
+                " WHERE state = 'failed' GROUP BY 1"
+            ):
+                errors[row["code"]] = row["n"]
+        else:  # an old file read before its daemon upgraded it
+            for row in self._query("SELECT error, count(*) AS n FROM jobs WHERE state = 'failed' GROUP BY error"):
+                code = code_from_text(row["error"])
+                errors[code] = errors.get(code, 0) + row["n"]
+        return StoreSummary(
+            folders=folders,
+            running=tuple(_row_to_job(row) for row in running),
+            queue=tuple(_row_to_job(row) for row in queue),
+            failures=tuple(_row_to_job(row) for row in failures),
+            finished=finished, bytes_done=int(bytes_done), errors_by_code=errors,
+        )
+
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        """One host: the daemon that queues work is the one that claims it; never called."""

@@ -119,10 +119,13 @@ class Overview:
     rules: tuple[str, ...] = ()
 
 
-def status_source(config: Config) -> StatusSource:
-    """The status snapshot source for ``config``'s store (today: the read-only SQLite view),
-    listing every configured folder even before it has jobs."""
-    return StoreStatusSource.for_state_dir(config.state_dir, folders=[w.key for w in config.watches])
+def status_source(config: Config, open_store: Callable[[], JobStore] | None = None) -> StatusSource:
+    """The status snapshot source for ``config``'s store, opened read-only by ``open_store``
+    (default: the SQLite store in ``state_dir``), listing every configured folder even
+    before it has jobs."""
+    return StoreStatusSource.for_state_dir(
+        config.state_dir, folders=[w.key for w in config.watches], open_store=open_store,
+        host_id=config.host_id, store_name=config.store_name)
 
 
 def _duration(path: Path) -> float | None:

@@ -21,6 +21,8 @@ from nemod.config import Config, load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError, WaitingError
 from nemod.store import Job, JobState, SourceRef
+from nemod.store.base import JobStore
+from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
 
 FAST = DaemonOptions(
@@ -112,7 +114,7 @@ class Harness:
         self.tmp_path = tmp_path
         self.inbox = tmp_path / "in"
         self.out = tmp_path / "out"
-        self.store = SQLiteStore(config.state_dir / "jobs.sqlite3")
+        self.store: JobStore = kwargs.pop("store", None) or SQLiteStore(config.state_dir / "jobs.sqlite3")
         self.backend = kwargs.pop("backend", FakeBackend())
         self.events: list[tuple[str, int]] = []
         self.daemon = Daemon(
@@ -160,6 +162,17 @@ def harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]
     kwargs = getattr(request, "param", {})
     config = load(write_config(tmp_path, **kwargs))
     h = Harness(tmp_path, config)
+    yield h
+    h.daemon.stop(timeout=2)
+    h.store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """A harness on the SQLite store, and one on a PostgreSQL store of a real cluster."""
+    config = load(write_config(tmp_path))
+    store = PostgresStore(request.getfixturevalue("pg_url")) if request.param == "postgres" else None
+    h = Harness(tmp_path, config, store=store)
     yield h
     h.daemon.stop(timeout=2)
     h.store.close()
@@ -243,7 +256,7 @@ def test_waiting_for_credits_is_not_an_attempt(harness: Harness) -> None:
     (harness.inbox / "c.mp4").write_bytes(b"c")
     harness.drive(lambda: harness.count(JobState.WAITING) == 1)
     waiting = harness.jobs()[0]
-    assert waiting.attempts == 0 and waiting.error == "credits"
+    assert waiting.attempts == 0 and waiting.wait_reason == "credits" and waiting.error == "not enough credits"
     harness.drive(lambda: harness.count(JobState.DONE) == 1)
     assert harness.jobs()[0].attempts == 1
 
@@ -310,7 +323,8 @@ def _taken_over(harness: Harness) -> Job:
     return job
 
 
-def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(harness: Harness) -> None:
+def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(any_harness: Harness) -> None:
+    harness = any_harness
     harness.backend.gate = threading.Event()
     (harness.inbox / "t.mp4").write_bytes(b"t")
     job = _taken_over(harness)
@@ -322,7 +336,8 @@ def test_fencing_a_taken_over_job_is_cancelled_and_publishes_nothing(harness: Ha
     assert "done" not in [name for name, _ in harness.events]
 
 
-def test_a_render_that_finishes_after_its_lease_was_taken_publishes_nothing(harness: Harness) -> None:
+def test_a_render_that_finishes_after_its_lease_was_taken_publishes_nothing(any_harness: Harness) -> None:
+    harness = any_harness
     harness.backend.gate = threading.Event()
     harness.backend.stubborn = True
     (harness.inbox / "t.mp4").write_bytes(b"t")

@@ -60,3 +60,26 @@ def test_render_name_fields() -> None:
 def test_render_name_refuses_to_leave_the_folder() -> None:
     with pytest.raises(PermanentJobError, match="would leave the output folder"):
         render_name("{stem}", stem="../../etc/x", rule="r", ext="mp4", now=NOW)
+
+
+def test_each_attempt_has_its_own_scratch_and_clears_the_earlier_ones(tmp_path: Path) -> None:
+    from nemod.outputs import attempt_work_dir
+
+    killed = attempt_work_dir(tmp_path, "job-1", 3)
+    (killed / "half.mp4").write_bytes(b"half")
+    unrelated = attempt_work_dir(tmp_path, "job-10", 1)  # job-10 is not job-1
+    (unrelated / "x.mp4").write_bytes(b"x")
+    current = attempt_work_dir(tmp_path, "job-1", 4)
+    assert current.name == "job-1.4" and current.is_dir()
+    assert not killed.exists(), "the fenced-out attempt's scratch is removed"
+    assert (unrelated / "x.mp4").exists()
+    assert attempt_work_dir(tmp_path, "job-1", 4) == current  # the same attempt again: kept
+    later = attempt_work_dir(tmp_path, "job-1", 5)  # a host that took the job over
+    (later / "new.mp4").write_bytes(b"new")
+    late_starter = attempt_work_dir(tmp_path, "job-1", 4)  # the fenced-out one, late
+    assert late_starter.is_dir() and (later / "new.mp4").exists(), "a later attempt is never removed"
+    remove_work_dir(late_starter)
+    remove_work_dir(later)
+    attempt_work_dir(tmp_path, "job-10", 2)
+    remove_work_dir(tmp_path / WORK_DIR_NAME / "job-10.2")
+    assert not (tmp_path / WORK_DIR_NAME).exists()

@@ -219,7 +219,7 @@ def test_processing_window_holds_jobs_until_it_opens(tmp_path: Path) -> None:
         # The worker updates the store, then fires the event: wait for both.
         drive(lambda: store.counts()[JobState.WAITING] == 1 and any(n == "waiting" for n, _ in events))
         [job] = store.jobs(JobState.WAITING)
-        assert job.error == "schedule"
+        assert job.wait_reason == "schedule"
         assert job.attempts == 0  # holding a job back is not an attempt
         monday_night = dt.datetime(2026, 11, 30, 22, 0, tzinfo=dt.UTC).timestamp()
         assert job.not_before == pytest.approx(monday_night)
@@ -300,10 +300,10 @@ def test_status_line_beacon_and_health(tmp_path: Path) -> None:
     beacon = read_beacon(tmp_path / "beacon.json")
     assert beacon is not None
     assert beacon["status"] == "1 running (talk.mov render 45%); 3 queued; 1 waiting"
-    assert beacon["health"] == {"watchers": True, "loop": True}
-    assert runtime.health() == {"watchers": True, "loop": False}  # no tick yet
+    assert beacon["health"] == {"watchers": True, "loop": True, "store": True}
+    assert runtime.health() == {"watchers": True, "store": True, "loop": False}  # no tick yet
     runtime.tick(daemon)
-    assert runtime.health() == {"watchers": True, "loop": True}
+    assert runtime.health() == {"watchers": True, "store": True, "loop": True}
     ticks.now += 31  # the main loop stopped ticking
     assert runtime.health()["loop"] is False
     daemon.report["folders"][0]["reachable"] = False
@@ -341,6 +341,7 @@ def test_job_events_become_notifications(tmp_path: Path) -> None:
         state=JobState.FAILED,
         attempts=2,
         error="NemoVideo error code 2001: no credits",
+        error_code="2001",  # the store's column: nothing parses the text
     )
     runtime.on_event("failed", failed)
     assert [name for name, _ in sink.events] == ["done", "failed"]
@@ -387,6 +388,7 @@ def test_waiting_for_credits_triggers_credits_low(tmp_path: Path) -> None:
         source=SourceRef("/in", "a.mov"),
         state=JobState.WAITING,
         error="credits",
+        wait_reason="credits",
     )
     runtime.on_event("waiting", job)
     runtime.on_event("waiting", job)

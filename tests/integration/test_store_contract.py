@@ -1,4 +1,5 @@
-"""The job-store contract, run against every implementation (only SQLite today)."""
+"""The job-store contract, run against every implementation: SQLite, and PostgreSQL on a
+real cluster made by ``initdb`` for the session (see ``tests/pgcluster.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from nemod.errors import LeaseLostError
 from nemod.store import JobState, SourceRef, StoreLedger
 from nemod.store.base import JobStore
+from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
 
 
@@ -28,13 +30,18 @@ class FakeClock:
 StoreFactory = Callable[[FakeClock | None], JobStore]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     stores: list[JobStore] = []
+    database: list[str] = []
 
     def factory(clock: FakeClock | None = None) -> JobStore:
         if request.param == "sqlite":
             store: JobStore = SQLiteStore(tmp_path / "jobs.sqlite3", clock=clock)
+        else:
+            if not database:  # every store of one test shares one fresh database
+                database.append(request.getfixturevalue("pg_url"))
+            store = PostgresStore(database[0], clock=clock)
         stores.append(store)
         return store
 
@@ -295,3 +302,58 @@ def test_prune_keeps_done_fingerprints_and_drops_old_failures(store: JobStore, c
     assert store.side_effect(first, "render@s1") is None
     assert store.enqueue("fp-done", "r", SourceRef("/in", "a-renamed.mov")) is None, "done stays done"
     assert store.get(recent.id) is not None, "unfinished jobs are never pruned"
+
+
+def test_error_codes_and_wait_reasons_are_columns(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    store.enqueue("fp2", "cut", SourceRef("/watch", "b.mp4"))
+    first = store.claim("w", lease_seconds=30)
+    assert first is not None
+    assert store.wait(first.id, first.lease_token, "credits", 60, message="balance 10 is below 50")
+    waiting = store.get(first.id)
+    assert waiting is not None and waiting.wait_reason == "credits"
+    assert waiting.error == "balance 10 is below 50" and waiting.error_code is None
+    second = store.claim("w", lease_seconds=30)
+    assert second is not None and second.id != first.id
+    assert store.fail(second.id, second.lease_token, "the render was refused", code="2001")
+    failed = store.get(second.id)
+    assert failed is not None and failed.error_code == "2001" and failed.wait_reason is None
+    summary = store.summary()
+    assert summary.errors_by_code == {"2001": 1}
+    assert [job.id for job in summary.queue] == [first.id]
+    assert [job.id for job in summary.failures] == [second.id]
+    assert summary.counts()[JobState.WAITING] == 1 and summary.counts()[JobState.FAILED] == 1
+    assert store.retry(second.id) == 1
+    retried = store.get(second.id)
+    assert retried is not None and retried.error_code is None
+
+
+def test_summary_counts_folders_running_and_totals(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SourceRef("studio", "a.mp4"), size=100)
+    store.enqueue("fp2", "cut", SourceRef("studio", "b.mp4"), size=7)
+    store.enqueue("fp3", "cut", SourceRef("/other", "c.mp4"), size=1)
+    done = store.claim("w", lease_seconds=30)
+    assert done is not None
+    clock.advance(10)
+    assert store.complete(done.id, done.lease_token, {".mp4": "/out/a.mp4"})
+    running = store.claim("w", lease_seconds=30)
+    assert running is not None
+    summary = store.summary(queue_limit=5, failure_limit=5)
+    assert summary.folders["studio"][JobState.DONE] == 1
+    assert summary.folders["studio"][JobState.RUNNING] == 1
+    assert summary.folders["/other"][JobState.QUEUED] == 1
+    assert [job.id for job in summary.running] == [running.id]
+    assert summary.finished[JobState.DONE] == (1, pytest.approx(10.0))
+    assert summary.bytes_done == 100 and summary.errors_by_code == {}
+
+
+def test_claim_can_be_limited_to_some_folders(store: JobStore, clock: FakeClock) -> None:
+    store.enqueue("fp1", "cut", SourceRef("studio", "a.mp4"))
+    clock.advance(1)
+    store.enqueue("fp2", "cut", SourceRef("rig-2-only", "b.mp4"))
+    assert store.claim("w", lease_seconds=30, roots=[]) is None
+    taken = store.claim("w", lease_seconds=30, roots=["rig-2-only"])
+    assert taken is not None and taken.source.root == "rig-2-only"
+    assert store.claim("w", lease_seconds=30, roots=["rig-2-only"]) is None
+    rest = store.claim("w", lease_seconds=30, roots=None)
+    assert rest is not None and rest.source.root == "studio"

@@ -1,7 +1,7 @@
 """``nemod run`` for the reliability suites, with the cloud backend's waits scaled down.
 
 Builds the daemon exactly as :mod:`nemod.commands.run` does (config, JSON logs on
-stderr, the SQLite store in ``state_dir``, the service runtime) except that a cloud
+stderr, the store the config names, its ``host_id``, the service runtime) except that a cloud
 backend gets short polling and drop-recovery waits, so a job resumed after a SIGKILL
 finishes in seconds instead of minutes. Run as a script:
 ``python daemon_child.py <config.yaml>``.
@@ -9,18 +9,19 @@ finishes in seconds instead of minutes. Run as a script:
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from nemod.app import build_backend
+from nemod.app import build_backend, build_store, check_shared_account
 from nemod.backends.base import Backend
 from nemod.cloud.api import ClientPolicy
 from nemod.cloud.backend import CloudBackend, JobPolicy
 from nemod.config import Config, load
-from nemod.daemon import Daemon
+from nemod.daemon import Daemon, DaemonOptions
+from nemod.daemon.identity import make_owner
 from nemod.logs import configure
 from nemod.service.runtime import build_runtime
-from nemod.store import open_store
 
 #: Cloud waits scaled down about 60 times; a dropped stream is given ~4 s to show its edit.
 SCALED_JOB = JobPolicy(
@@ -37,22 +38,33 @@ SCALED_CLIENT = ClientPolicy(
 def backend_for(config: Config) -> Backend:
     """The configured backend; a cloud one with the scaled-down waits."""
     if config.backend == "cloud":
+        check_shared_account(config, os.environ)
         return CloudBackend(
             config.cloud, config.state_dir, job_policy=SCALED_JOB, client_policy=SCALED_CLIENT
         )
     return build_backend(config)
 
 
+def options_from_env() -> DaemonOptions | None:
+    """``NEMOD_CHILD_LEASE=<seconds>``: a short lease (heartbeat every fifth of it), so a
+    killed host's job is re-claimed in seconds; None: the daemon's defaults."""
+    lease = os.environ.get("NEMOD_CHILD_LEASE")
+    if not lease:
+        return None
+    return DaemonOptions(lease_seconds=float(lease), heartbeat_seconds=float(lease) / 5)
+
+
 def main(path: str) -> int:
     """Run the daemon of the config at ``path`` until SIGTERM."""
     config = load(Path(path))
-    configure(config.log_level, json=True)
-    store = open_store(config.state_dir)
-    runtime = build_runtime(config)
+    configure(config.log_level, json=True, host=config.host_id)
+    store = build_store(config)
+    runtime = build_runtime(config, open_store=lambda: build_store(config, read_only=True))
     try:
         daemon = Daemon(
             config, store, backend_for(config), config_loader=lambda: load(Path(path)),
             backend_factory=backend_for, events=runtime.on_event, service=runtime,
+            owner=make_owner(config.host_id), options=options_from_env(),
         )
         return daemon.run_forever()
     finally:

@@ -128,7 +128,7 @@ def test_out_of_credits_waits_then_finishes(kit: Any, serve: NemoServer, counts:
         kit.drop(kit.tmp_path / "in", "talk.mp4")
         daemon.drive(lambda: daemon.settled(1, JobState.WAITING), 30, "waiting")
         job = daemon.only_job()
-        assert job.error == "credits" and job.attempts == 0
+        assert job.wait_reason == "credits" and job.attempts == 0
         assert sum(counts(serve)["instructions"].values()) == 0
         serve.faults.clear()
         daemon.drive(lambda: daemon.settled(1), 60, "done")

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from nemod.errors import BackendError, RetryableJobError, code_from_text, error_code_for
 from nemod.service import metrics
 from nemod.service.beacon import DaemonBeacon, DaemonState, daemon_state, read_beacon
 from nemod.service.http import health_checks, render_html
@@ -15,7 +16,6 @@ from nemod.service.status import (
     JobLine,
     StatusSnapshot,
     Totals,
-    error_code,
     one_line,
     render_text,
     to_json,
@@ -152,10 +152,14 @@ def test_daemon_state_judgements() -> None:
 
 
 def test_error_codes_and_one_line() -> None:
-    assert error_code("NemoVideo error code 2001: out of credits") == "2001"
-    assert error_code("upload refused: HTTP 503") == "http_503"
-    assert error_code("the file is not a video") == "other"
-    assert error_code(None) == "other"
+    assert code_from_text("NemoVideo error code 2001: out of credits") == "2001"
+    assert code_from_text("upload refused: HTTP 503") == "http_503"
+    assert code_from_text("the file is not a video") == "other"
+    assert code_from_text(None) == "other"
+    wrapped = RetryableJobError("the render could not start")
+    wrapped.__cause__ = BackendError("refused", code=4002)
+    assert error_code_for(wrapped) == "4002"  # from the cause, not the text
+    assert error_code_for(BackendError("bad gateway", status=502)) == "http_502"
     assert one_line("first\nsecond") == "first"
     assert one_line("x" * 200, width=10) == "x" * 9 + "…"
     assert one_line("") is None
@@ -210,7 +214,7 @@ def test_json_document() -> None:
     assert data["queue"][1]["not_before"] == "2027-01-15T09:00:00Z"
     assert data["recent_failures"][0]["reason"].startswith("NemoVideo error code 2001")
     assert data["credits"]["balance"] == 12
-    assert data["store"] == {"ok": True, "error": None}
+    assert data["store"] == {"ok": True, "error": None, "name": None}
 
 
 _SAMPLE = re.compile(
@@ -288,3 +292,17 @@ def test_html_page_escapes_everything() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in page
     assert "talk.mov" in page
     assert page.startswith("<!doctype html>")
+
+
+def test_the_host_running_each_job_is_shown() -> None:
+    from dataclasses import replace
+
+    snapshot = sample_snapshot()
+    snapshot = replace(snapshot, host_id="rig-1", store_name="postgresql://nemod:***@db/nemod",
+                       running=tuple(replace(job, host="rig-2") for job in snapshot.running))
+    text = render_text(snapshot, zone=dt.UTC)
+    assert "host:     rig-1  (store postgresql://nemod:***@db/nemod)" in text
+    assert next(line for line in text.splitlines() if "render" in line).endswith("rig-2")
+    page = render_html(snapshot)
+    assert "<b>Host:</b> rig-1" in page and "<td>rig-2</td>" in page
+    assert to_json(snapshot)["running"][0]["host"] == "rig-2"

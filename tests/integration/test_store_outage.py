@@ -1,0 +1,153 @@
+"""A PostgreSQL outage under a running daemon, on a real cluster that is stopped and
+started again: the running step goes on and its result is recorded once the database is
+back, nothing is claimed meanwhile, health says the store is down, and files that
+settled during the outage are queued afterwards."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_loop import run_until
+from support.pgcluster import PgCluster
+
+from nemod.backends.base import JobContext, JobRequest, Rendition
+from nemod.config import load
+from nemod.daemon import Daemon, DaemonOptions
+from nemod.errors import StoreUnavailableError
+from nemod.service.beacon import beacon_path, read_beacon
+from nemod.service.runtime import build_runtime
+from nemod.store import JobState, SourceRef
+from nemod.store.postgres import PostgresStore
+
+OPTIONS = DaemonOptions(lease_seconds=20.0, heartbeat_seconds=0.2, tick_seconds=0.05, stop_timeout=5.0,
+                        cancel_timeout=5.0, retry_base_seconds=0.2, retry_max_seconds=1.0)
+
+
+class GatedBackend:
+    """Copies the source, but holds the first job inside its render step until ``gate``."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.gate = threading.Event()
+        self.renders: list[str] = []
+
+    def process(self, request: JobRequest, context: JobContext) -> Rendition:
+        context.checkpoint("render")
+        self.renders.append(request.source.name)
+        if len(self.renders) == 1:
+            self.started.set()
+            assert self.gate.wait(60)
+        video = request.work_dir / f"{request.stem}.mp4"
+        video.write_bytes(request.source.read_bytes())
+        return Rendition(video=video, draft={}, summary="copied")
+
+
+@pytest.fixture
+def cluster(pg_cluster: PgCluster) -> Iterator[PgCluster]:
+    yield pg_cluster
+    if not _running(pg_cluster):  # never leave the session's cluster stopped
+        pg_cluster.start()
+
+
+def _running(cluster: PgCluster) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(cluster.url(), connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def done(store: PostgresStore) -> int:
+    """Done jobs, or -1 while the store's pool is still reconnecting."""
+    try:
+        return store.counts()[JobState.DONE]
+    except StoreUnavailableError:
+        return -1
+
+
+def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: PgCluster, tmp_path: Path) -> None:
+    url = cluster.new_database()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "nemod.yaml").write_text(
+        f"state_dir: state\nstore: {url}\nhost_id: rig-1\nsettle_seconds: 0.2\n"
+        "watch:\n  - path: in\n    output: out\n    poll_interval: 0.2\n    on_success: leave\n"
+        "rules:\n  - name: all\n"
+    )
+    config = load(tmp_path / "nemod.yaml")
+    store = PostgresStore(url, connect_timeout=1)
+    backend = GatedBackend()
+    runtime = build_runtime(config, env={})  # the beacon and /healthz checks, no systemd
+    runtime.status_every = 0.0
+    daemon = Daemon(config, store, backend, options=OPTIONS)
+    try:
+        (tmp_path / "in" / "a.mov").write_bytes(b"first")
+        run_until(daemon, backend.started.is_set, timeout=20, what="a.mov rendering")
+
+        cluster.stop()
+        (tmp_path / "in" / "b.mov").write_bytes(b"second")
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            daemon.run_once()
+            time.sleep(0.05)
+        health = daemon.health()
+        assert health["store"]["ok"] is False and not health["ok"]
+        assert "cannot be reached" in (daemon.store_error or "")
+        runtime.tick(daemon)
+        assert runtime.health()["store"] is False  # /healthz answers 503
+        beacon = read_beacon(beacon_path(config.state_dir))
+        assert beacon is not None and "job store unreachable" in beacon["status"]
+        assert beacon["health"]["store"] is False  # `nemod status`: "health: failing: store"
+        backend.gate.set()  # the step finishes while the database is down
+        time.sleep(0.5)
+        assert backend.renders == ["a.mov"], "something was claimed during the outage"
+
+        cluster.start()
+        run_until(daemon, lambda: done(store) == 2, timeout=40, what="both jobs done")
+        assert daemon.health()["store"]["ok"] is True and daemon.store_error is None
+        runtime.tick(daemon)
+        assert runtime.health()["store"] is True
+        assert sorted(backend.renders) == ["a.mov", "b.mov"], "a job was done twice"
+        assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == ["a.mp4", "b.mp4"]
+        assert {job.attempts for job in store.jobs()} == {1}
+    finally:
+        backend.gate.set()
+        daemon.stop()
+        runtime.stopped()
+        store.close()
+
+
+def test_a_host_claims_only_jobs_of_folders_it_has_and_reaches(pg_url: str, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "nemod.yaml").write_text(
+        f"state_dir: state\nstore: {pg_url}\nhost_id: rig-1\nsettle_seconds: 0.2\n"
+        "watch:\n  - path: in\n    id: studio\n    output: out\n    poll_interval: 0.2\n"
+        "rules:\n  - name: all\n"
+    )
+    config = load(tmp_path / "nemod.yaml")
+    store = PostgresStore(pg_url, connect_timeout=1)
+    other = PostgresStore(pg_url)
+    backend = GatedBackend()
+    backend.gate.set()
+    daemon = Daemon(config, store, backend, options=OPTIONS)
+    try:
+        # another host's folder, which this host does not have: left for that host
+        assert other.enqueue("fp-x", "all", SourceRef("rig-2-inbox", "x.mov")) is not None
+        (tmp_path / "in" / "a.mov").write_bytes(b"mine")
+        run_until(daemon, lambda: store.counts()[JobState.DONE] == 1, timeout=20, what="a.mov done")
+        for _ in range(10):
+            daemon.run_once()
+        theirs = other.find("fp-x", "all")
+        assert theirs is not None and theirs.state is JobState.QUEUED and theirs.attempts == 0
+        assert backend.renders == ["a.mov"]
+    finally:
+        daemon.stop()
+        store.close()
+        other.close()
