@@ -5,16 +5,15 @@ settled during the outage are queued afterwards."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_loop import run_until
+from support.backends import GatedBackend
+from support.daemon_loop import run_until
 from support.pgcluster import PgCluster
 
-from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.errors import StoreUnavailableError
@@ -27,25 +26,6 @@ OPTIONS = DaemonOptions(lease_seconds=20.0, heartbeat_seconds=0.2, tick_seconds=
                         cancel_timeout=5.0, retry_base_seconds=0.2, retry_max_seconds=1.0)
 
 
-class GatedBackend:
-    """Copies the source, but holds the first job inside its render step until ``gate``."""
-
-    name = "gated"
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.gate = threading.Event()
-        self.renders: list[str] = []
-
-    def process(self, request: JobRequest, context: JobContext) -> Rendition:
-        context.checkpoint("render")
-        self.renders.append(request.source.name)
-        if len(self.renders) == 1:
-            self.started.set()
-            assert self.gate.wait(60)
-        video = request.work_dir / f"{request.stem}.mp4"
-        video.write_bytes(request.source.read_bytes())
-        return Rendition(video=video, draft={}, summary="copied")
 
 
 @pytest.fixture
@@ -83,7 +63,7 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
     )
     config = load(tmp_path / "nemod.yaml")
     store = PostgresStore(url, connect_timeout=1)
-    backend = GatedBackend()
+    backend = GatedBackend(first_only=True)
     runtime = build_runtime(config, env={})  # the beacon and /healthz checks, no systemd
     runtime.status_every = 0.0
     daemon = Daemon(config, store, backend, options=OPTIONS)
@@ -107,14 +87,14 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
         assert beacon["health"]["store"] is False  # `nemod status`: "health: failing: store"
         backend.gate.set()  # the step finishes while the database is down
         time.sleep(0.5)
-        assert backend.renders == ["a.mov"], "something was claimed during the outage"
+        assert backend.calls == ["a.mov"], "something was claimed during the outage"
 
         cluster.start()
         run_until(daemon, lambda: done(store) == 2, timeout=40, what="both jobs done")
         assert daemon.health()["store"]["ok"] is True and daemon.store_error is None
         runtime.tick(daemon)
         assert runtime.health()["store"] is True
-        assert sorted(backend.renders) == ["a.mov", "b.mov"], "a job was done twice"
+        assert sorted(backend.calls) == ["a.mov", "b.mov"], "a job was done twice"
         assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == ["a.mp4", "b.mp4"]
         assert {job.attempts for job in store.jobs()} == {1}
     finally:
@@ -134,7 +114,7 @@ def test_a_host_claims_only_jobs_of_folders_it_has_and_reaches(pg_url: str, tmp_
     config = load(tmp_path / "nemod.yaml")
     store = PostgresStore(pg_url, connect_timeout=1)
     other = PostgresStore(pg_url)
-    backend = GatedBackend()
+    backend = GatedBackend(first_only=True)
     backend.gate.set()
     daemon = Daemon(config, store, backend, options=OPTIONS)
     try:
@@ -146,7 +126,7 @@ def test_a_host_claims_only_jobs_of_folders_it_has_and_reaches(pg_url: str, tmp_
             daemon.run_once()
         theirs = other.find("fp-x", "all")
         assert theirs is not None and theirs.state is JobState.QUEUED and theirs.attempts == 0
-        assert backend.renders == ["a.mov"]
+        assert backend.calls == ["a.mov"]
     finally:
         daemon.stop()
         store.close()

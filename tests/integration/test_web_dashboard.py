@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,13 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+from support.backends import GatedBackend
 from support.daemon_loop import run_until
 
-from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.daemon.core import CANCELLED
-from nemod.errors import ConfigError, MediaError
+from nemod.errors import ConfigError
 from nemod.store import JobState, SourceRef
 from nemod.store.sqlite import SQLiteStore
 from nemod.web import views
@@ -38,24 +37,6 @@ FAST = DaemonOptions(lease_seconds=5.0, heartbeat_seconds=0.1, stop_timeout=2.0,
 HOSTILE = "<img src=x onerror=alert(1)>.mp4"
 
 
-class GatedBackend:
-    """Copies the source; blocks while ``gate`` is shut, noticing cancellation."""
-
-    name = "gated"
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.calls: list[str] = []
-
-    def process(self, request: JobRequest, context: JobContext) -> Rendition:
-        self.calls.append(request.source.name)
-        context.progress("render", 0.25)
-        while not self.gate.wait(0.02):
-            if context.cancel.is_set():
-                raise MediaError("ffmpeg was cancelled")
-        video = request.work_dir / f"{request.stem}.mp4"
-        video.write_bytes(request.source.read_bytes())
-        return Rendition(video=video, draft={}, summary="copied")
 
 
 def _config(tmp_path: Path, extra: str = "") -> Path:
