@@ -291,6 +291,20 @@ def like_pattern(search: str) -> str:
     return f"%{escaped}%"
 
 
+def page_filters(
+    state: JobState | None, root: str | None, rule: str | None, search: str | None,
+    since: float | None, before_id: int | None,
+) -> dict[str, str | float | int]:
+    """The filters given to :meth:`JobStore.page` as query parameters, absent ones left out
+    (each store adds a clause per parameter, so its planner can use an index for each):
+    ``state``, ``root``, ``rule``, ``search`` (a :func:`like_pattern`), ``since``, ``before``."""
+    given: dict[str, str | float | int | None] = {
+        "state": None if state is None else state.value, "root": root, "rule": rule,
+        "search": None if search is None else like_pattern(search), "since": since, "before": before_id,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for logs, status and errors)."""
     return _PASSWORD.sub(r"\1***@", url)

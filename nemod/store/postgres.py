@@ -35,7 +35,7 @@ from psycopg.rows import dict_row
 
 from nemod.errors import StoreError, StoreUnavailableError, code_from_text
 from nemod.names import restored, shown, stored
-from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, like_pattern
+from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, page_filters
 from nemod.store.base import redact_url as redact
 
 #: The NOTIFY channel on which hosts tell each other that a job may be claimable.
@@ -451,11 +451,7 @@ class PostgresStore:
     ) -> list[Job]:
         """Newest first, keyset on the id (see :meth:`JobStore.page`; ``ILIKE`` folds letters
         as the database's ``LC_CTYPE`` does)."""
-        given = {
-            "state": None if state is None else state.value, "root": root, "rule": rule,
-            "search": None if search is None else like_pattern(search), "since": since, "before": before_id,
-        }
-        params = {name: value for name, value in given.items() if value is not None}
+        params = page_filters(state, root, rule, search, since, before_id)
         clauses = " AND ".join(clause for name, clause in _PAGE_CLAUSES if name in params) or "TRUE"
         rows = self._query(
             f"SELECT * FROM jobs WHERE {clauses} ORDER BY id DESC LIMIT %(limit)s",  # noqa: S608 - fixed fragments

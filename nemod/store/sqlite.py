@@ -19,7 +19,7 @@ from typing import Any
 
 from nemod.errors import StoreError, code_from_text
 from nemod.names import restored, shown, stored
-from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, like_pattern
+from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, page_filters
 
 #: 1: the first schema; 2: ``error_code`` and ``wait_reason`` columns (filled from the
 #: error text of older rows once, when the file is first opened by this version); 3: the
@@ -132,21 +132,6 @@ _PAGE_CLAUSES = (
     ("since", "created_at >= :since"),
     ("before", "id < :before"),
 )
-
-
-def _page_filter(
-    state: JobState | None, root: str | None, rule: str | None, search: str | None,
-    since: float | None, before_id: int | None,
-) -> tuple[str, dict[str, Any]]:
-    """The WHERE clause of :meth:`SQLiteStore.page` (only the filters given, so the planner
-    can use an index for each) and its parameters."""
-    given = {
-        "state": None if state is None else state.value, "root": root, "rule": rule,
-        "search": None if search is None else like_pattern(search), "since": since, "before": before_id,
-    }
-    params = {name: value for name, value in given.items() if value is not None}
-    clauses = [clause for name, clause in _PAGE_CLAUSES if name in params]
-    return " AND ".join(clauses) or "1 = 1", params
 
 
 class SQLiteStore:
@@ -429,7 +414,8 @@ class SQLiteStore:
     ) -> list[Job]:
         """Newest first, keyset on the id (see :meth:`JobStore.page`; SQLite's ``LIKE``
         folds ASCII letters only). Works on a read-only store of any schema version."""
-        clauses, params = _page_filter(state, root, rule, search, since, before_id)
+        params = page_filters(state, root, rule, search, since, before_id)
+        clauses = " AND ".join(clause for name, clause in _PAGE_CLAUSES if name in params) or "1 = 1"
         rows = self._query(
             f"SELECT * FROM jobs WHERE {clauses} ORDER BY id DESC LIMIT :limit",  # noqa: S608 - fixed fragments
             {**params, "limit": limit},
