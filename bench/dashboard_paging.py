@@ -3,7 +3,9 @@
 Fills a SQLite store (one transaction, real ``jobs`` rows through ``JobStore.enqueue``),
 serves it with :class:`nemod.web.server.DashboardServer` on loopback and times GETs of:
 the overview (its one-second snapshot cache off, so each GET reads the store), the first page of jobs, a page deep in the list (keyset cursor), a state
-filter, a rule filter and a name search (a scan). Medians of ``--runs`` requests each.
+filter (a common state and a rare one: the one queued job), a rule filter and a name search
+(a scan); then the jobs-list reads again in process, without HTTP (the store's part).
+Medians of ``--runs`` requests each.
 
     .venv/bin/python bench/dashboard_paging.py [--jobs 100000] [--runs 9]
 """
@@ -22,7 +24,7 @@ from nemod.config import load
 from nemod.logs import configure
 from nemod.store import SourceRef
 from nemod.store.sqlite import SQLiteStore
-from nemod.web.data import DashboardData, status_source
+from nemod.web.data import DashboardData, JobFilter, status_source
 from nemod.web.server import DashboardServer
 
 
@@ -52,15 +54,24 @@ def main() -> None:
         store.enqueue("last", "talks", SourceRef(key, "inbox/last.mp4"))
         filled = time.monotonic() - started
         source = status_source(config)
-        server = DashboardServer(config, source, port=0, data=DashboardData(lambda: config, store, source, snapshot_seconds=0.0))
+        data = DashboardData(lambda: config, store, source, snapshot_seconds=0.0)
+        server = DashboardServer(config, source, port=0, data=data)
         server.start()
         pages = {
             "overview (snapshot cache off)": "/",
             "jobs, first page": "/jobs",
             "jobs, deep page (before=id 1,000)": "/jobs?before=1000",
             "jobs, state=failed": "/jobs?state=failed",
+            "jobs, state=queued (1 job of N)": "/jobs?state=queued",
             "jobs, rule=other, page 2": f"/jobs?rule=other&before={args.jobs // 2}",
             "jobs, name search 'clip4242'": "/jobs?q=clip4242",
+        }
+        queries = {
+            "jobs, first page": JobFilter(),
+            "jobs, state=failed": JobFilter(state="failed"),
+            "jobs, state=queued (1 job of N)": JobFilter(state="queued"),
+            "jobs, rule=other, page 2": JobFilter(rule="other", before=args.jobs // 2),
+            "jobs, name search 'clip4242'": JobFilter(search="clip4242"),
         }
         print(f"{args.jobs} jobs (filled in {filled:.1f} s), {args.runs} GETs each:")
         try:
@@ -73,6 +84,14 @@ def main() -> None:
                         times.append((time.perf_counter() - begin) * 1000)
                         answer.raise_for_status()
                     print(f"  {name:<40} median {statistics.median(times):7.1f} ms, worst {max(times):7.1f} ms")
+            print("in process (DashboardData.page_jobs, no HTTP):")
+            for name, query in queries.items():
+                times = []
+                for _ in range(args.runs):
+                    begin = time.perf_counter()
+                    data.page_jobs(query)
+                    times.append((time.perf_counter() - begin) * 1000)
+                print(f"  {name:<40} median {statistics.median(times):7.1f} ms, worst {max(times):7.1f} ms")
         finally:
             server.close()
             store.close()

@@ -47,10 +47,10 @@ from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
 from nemod.daemon.pauses import PausedFolders
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import ConfigError, PermanentJobError, StoreUnavailableError, WaitingError
+from nemod.errors import ConfigError, NemodError, PermanentJobError, StoreUnavailableError, WaitingError
 from nemod.names import shown
 from nemod.pipeline import run_job
-from nemod.store.base import Job, JobStore
+from nemod.store.base import CANCELLED_CODE, Job, JobState, JobStore
 from nemod.watch.watcher import FolderWatcher
 
 if TYPE_CHECKING:
@@ -162,21 +162,58 @@ class Daemon:
         self.wakeup.set()
 
     def request_cancel(self, job_id: int) -> str:
-        """Cancel a job for a person (the dashboard): a running job is stopped (ffmpeg
-        killed) and a queued one never starts; either ends ``failed`` with the reason
-        :data:`CANCELLED`, so ``nemod retry`` runs it again. A queued job is marked when a
-        worker next claims it (the store has no cancel of its own yet). Returns a sentence
-        saying which happened. Safe from any thread."""
+        """Cancel a job for a person (the dashboard); either way it ends ``failed`` with the
+        reason :data:`CANCELLED` (code ``cancelled``), so ``nemod retry`` runs it again.
+
+        A job running in this process is stopped (its ffmpeg killed) and fails when its
+        worker ends. A queued or waiting job fails in the store at once
+        (:meth:`JobStore.cancel`: no worker on any host takes it, and a restart keeps it
+        cancelled) and its source is parked like any failure's (``on_failure``). Returns a
+        sentence saying which happened; raises NemodError when the job does not exist, is
+        finished, or runs in another process. Safe from any thread."""
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is not None and not active.done.is_set():
+            return self._stop_cancelled(job_id, active)
+        if self.store.cancel(job_id, CANCELLED):
+            job = self.store.get(job_id)
+            self._log.info("job_cancelled", job=f"job-{job_id}", running=False)
+            if job is not None:
+                self._park_cancelled(job)
+                self._emit("failed", job)
+            return f"job {job_id} is cancelled and will not start; it shows as failed (cancelled)"
+        job = self.store.get(job_id)
+        if job is None:
+            raise NemodError(f"job {job_id} does not exist")
+        if job.state is JobState.RUNNING and job.lease_owner == self.owner:
+            # claimed here a moment ago: its worker fails it before it starts, or is stopped
+            with self._lock:
+                active = self._active.get(job_id)
+            return self._stop_cancelled(job_id, active)
+        if job.state is JobState.RUNNING:
+            raise NemodError(f"job {job_id} is running in another nemod process; cancel it from that one's page")
+        raise NemodError(f"job {job_id} is {job.label}; only queued or running jobs can be cancelled")
+
+    def _stop_cancelled(self, job_id: int, active: Active | None) -> str:
+        """Mark ``job_id`` cancelled in this process and stop its attempt (when it started)."""
         with self._lock:
             self._cancelled.add(job_id)
-            active = self._active.get(job_id)
         self.wakeup.set()
-        if active is not None and not active.done.is_set():
+        if active is not None:
             active.context.cancel.set()
-            self._log.info("job_cancel_requested", job=active.job.key, running=True)
-            return f"job {job_id} is being stopped; it will show as failed (cancelled)"
-        self._log.info("job_cancel_requested", job=f"job-{job_id}", running=False)
-        return f"job {job_id} will not start: it fails as cancelled when its turn comes"
+        self._log.info("job_cancel_requested", job=f"job-{job_id}", running=True)
+        return f"job {job_id} is being stopped; it will show as failed (cancelled)"
+
+    def _park_cancelled(self, job: Job) -> None:
+        """Apply the ``on_failure`` policy to a cancelled job's source, as for any failure."""
+        attempt = locate(job, self.config)
+        if attempt.watch is None:
+            return
+        try:
+            rule = self.config.rule(job.rule)
+        except KeyError:
+            rule = None
+        record_failure(attempt.source, attempt.watch, rule, job.source.relative, CANCELLED)
 
     def live_progress(self) -> dict[int, tuple[str | None, float | None]]:
         """Job id → (step, fraction) of the jobs running here now, fresher than the store's
@@ -369,7 +406,7 @@ class Daemon:
             transition = transition_for(exc, attempt, self.options, lost=active.lost,
                                         stopping=self._stopping.is_set(), cancelled=active.context.cancel.is_set())
             if self._take_cancel(job.id) and transition.kind != "abandon":
-                transition = Transition("fail", CANCELLED)
+                transition = Transition("fail", CANCELLED, code=CANCELLED_CODE)
             if transition.unexpected:
                 self._log.exception("job_error_unexpected")
             self._apply(active, attempt, transition)

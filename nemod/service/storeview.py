@@ -49,7 +49,9 @@ class StoreView:
     totals: Totals
 
 
-def _job_line(job: Job) -> JobLine:
+def job_line(job: Job) -> JobLine:
+    """``job`` as status and the dashboard show it: its waiting reason or the first line of
+    its error, the host of a running job, the stored error code."""
     reason = job.wait_reason if job.state is JobState.WAITING and job.wait_reason else one_line(job.error)
     return JobLine(
         id=str(job.id),
@@ -97,9 +99,9 @@ class StoreReader:
         return StoreView(
             counts=counts,
             folders=folders,
-            running=tuple(_job_line(job) for job in summary.running),
-            queue=tuple(_job_line(job) for job in summary.queue),
-            failures=tuple(_job_line(job) for job in summary.failures),
+            running=tuple(job_line(job) for job in summary.running),
+            queue=tuple(job_line(job) for job in summary.queue),
+            failures=tuple(job_line(job) for job in summary.failures),
             totals=Totals(
                 finished={state.value: value for state, value in summary.finished.items()},
                 bytes_done=summary.bytes_done, errors_by_code=dict(summary.errors_by_code),

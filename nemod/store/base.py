@@ -36,6 +36,9 @@ SQLITE_NAME = "jobs.sqlite3"
 #: How much of each end of a file the fingerprint hashes.
 FINGERPRINT_SPAN = 1024 * 1024
 
+#: The ``error_code`` of a job a person cancelled before it started (:meth:`JobStore.cancel`).
+CANCELLED_CODE = "cancelled"
+
 
 class JobState(enum.StrEnum):
     """Where a job is. ``running`` jobs also carry the ``step`` they reached."""
@@ -221,6 +224,25 @@ class JobStore(Protocol):
     def jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
         """Jobs, most recently updated first, optionally of one state."""
 
+    def page(
+        self, *, state: JobState | None = None, root: str | None = None, rule: str | None = None,
+        search: str | None = None, since: float | None = None, before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Up to ``limit`` jobs, newest first (id descending), keyset-paged: ``before_id`` is
+        the last id of the previous page (None: the first page), so a deep page costs what
+        the first does. Every filter is optional: ``state``; ``root`` (a watch folder key);
+        ``rule``; ``search``, a case-insensitive substring of the relative path in which
+        ``%``, ``_`` and ``\\`` match only themselves (see :func:`like_pattern`; ASCII letters
+        fold in every store, other letters as the database's locale folds them); ``since``:
+        jobs created (found) at or after this store time."""
+
+    def cancel(self, job_id: int, reason: str) -> bool:
+        """Fail a queued or waiting job at once, atomically: ``failed`` with ``reason`` as its
+        error and :data:`CANCELLED_CODE` as its code, finished now, so no worker on any
+        host claims it and ``retry`` queues it again. False (nothing changed) when the job
+        is not queued or waiting: running (stop it through its daemon), finished, unknown."""
+
     def counts(self) -> dict[JobState, int]:
         """How many jobs are in each state (every state present, zero included)."""
 
@@ -260,6 +282,27 @@ class JobStore(Protocol):
 
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def like_pattern(search: str) -> str:
+    """A ``LIKE … ESCAPE '\\'`` pattern matching any text that contains ``search``
+    (``%``, ``_`` and the backslash escaped, so they match only themselves)."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def page_filters(
+    state: JobState | None, root: str | None, rule: str | None, search: str | None,
+    since: float | None, before_id: int | None,
+) -> dict[str, str | float | int]:
+    """The filters given to :meth:`JobStore.page` as query parameters, absent ones left out
+    (each store adds a clause per parameter, so its planner can use an index for each):
+    ``state``, ``root``, ``rule``, ``search`` (a :func:`like_pattern`), ``since``, ``before``."""
+    given: dict[str, str | float | int | None] = {
+        "state": None if state is None else state.value, "root": root, "rule": rule,
+        "search": None if search is None else like_pattern(search), "since": since, "before": before_id,
+    }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def redact_url(url: str) -> str:

@@ -35,7 +35,7 @@ from psycopg.rows import dict_row
 
 from nemod.errors import StoreError, StoreUnavailableError, code_from_text
 from nemod.names import restored, shown, stored
-from nemod.store.base import Job, JobState, SideEffect, SourceRef, StoreSummary
+from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, page_filters
 from nemod.store.base import redact_url as redact
 
 #: The NOTIFY channel on which hosts tell each other that a job may be claimable.
@@ -83,6 +83,22 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             PRIMARY KEY (fingerprint, rule, key)
         )""",
     )),
+    # The jobs page (:meth:`PostgresStore.page`): newest first within a state, folder or rule.
+    (2, (
+        "CREATE INDEX jobs_page_state ON jobs (state, id)",
+        "CREATE INDEX jobs_page_root ON jobs (root, id)",
+        "CREATE INDEX jobs_page_rule ON jobs (rule, id)",
+    )),
+)
+
+#: The jobs page's filters: (parameter, the clause it adds when given).
+_PAGE_CLAUSES = (
+    ("state", "state = %(state)s"),
+    ("root", "root = %(root)s"),
+    ("rule", "rule = %(rule)s"),
+    ("search", "relative ILIKE %(search)s ESCAPE '\\'"),
+    ("since", "created_at >= %(since)s"),
+    ("before", "id < %(before)s"),
 )
 
 _NOW_SQL = "SELECT extract(epoch FROM clock_timestamp())::float8 AS now"
@@ -360,6 +376,19 @@ class PostgresStore:
             {"id": job_id, "lease": lease}, notify=True,
         )
 
+    def cancel(self, job_id: int, reason: str) -> bool:
+        """Fail a queued or waiting job now (see :meth:`JobStore.cancel`): one UPDATE, so a
+        host claiming the row at this moment either takes it first (False here) or skips it."""
+        with self._tx() as (cursor, now):
+            cursor.execute(
+                """UPDATE jobs SET state = 'failed', error = %(reason)s, error_code = %(code)s,
+                       wait_reason = NULL, step = NULL, progress = NULL, lease_owner = NULL,
+                       lease_expires_at = NULL, updated_at = %(now)s, finished_at = %(now)s
+                   WHERE id = %(id)s AND state IN ('queued', 'waiting')""",
+                {"id": job_id, "reason": shown(reason), "code": CANCELLED_CODE, "now": now},
+            )
+            return cursor.rowcount == 1
+
     # --- the side-effect ledger ---------------------------------------------------------
 
     def record_side_effect(self, job: Job, key: str, remote_id: str | None = None) -> None:
@@ -413,6 +442,21 @@ class PostgresStore:
                 "SELECT * FROM jobs WHERE state = %s ORDER BY updated_at DESC, id DESC LIMIT %s",
                 (state.value, limit),
             )
+        return [_row_to_job(row) for row in rows]
+
+    def page(
+        self, *, state: JobState | None = None, root: str | None = None, rule: str | None = None,
+        search: str | None = None, since: float | None = None, before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Newest first, keyset on the id (see :meth:`JobStore.page`; ``ILIKE`` folds letters
+        as the database's ``LC_CTYPE`` does)."""
+        params = page_filters(state, root, rule, search, since, before_id)
+        clauses = " AND ".join(clause for name, clause in _PAGE_CLAUSES if name in params) or "TRUE"
+        rows = self._query(
+            f"SELECT * FROM jobs WHERE {clauses} ORDER BY id DESC LIMIT %(limit)s",  # noqa: S608 - fixed fragments
+            {**params, "limit": limit},
+        )
         return [_row_to_job(row) for row in rows]
 
     def counts(self) -> dict[JobState, int]:

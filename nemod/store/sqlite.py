@@ -19,11 +19,13 @@ from typing import Any
 
 from nemod.errors import StoreError, code_from_text
 from nemod.names import restored, shown, stored
-from nemod.store.base import Job, JobState, SideEffect, SourceRef, StoreSummary
+from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, page_filters
 
 #: 1: the first schema; 2: ``error_code`` and ``wait_reason`` columns (filled from the
-#: error text of older rows once, when the file is first opened by this version).
-SCHEMA_VERSION = 2
+#: error text of older rows once, when the file is first opened by this version); 3: the
+#: jobs page's indexes (``jobs_page_*``: state, folder or rule, then id), made by
+#: :data:`_SCHEMA`'s ``IF NOT EXISTS`` when an older file is opened.
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,6 +56,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (state, not_before, id);
 CREATE INDEX IF NOT EXISTS jobs_path ON jobs (root, relative);
 CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_at);
+CREATE INDEX IF NOT EXISTS jobs_page_state ON jobs (state, id);
+CREATE INDEX IF NOT EXISTS jobs_page_root ON jobs (root, id);
+CREATE INDEX IF NOT EXISTS jobs_page_rule ON jobs (rule, id);
 CREATE TABLE IF NOT EXISTS side_effects (
     fingerprint TEXT NOT NULL,
     rule        TEXT NOT NULL,
@@ -116,6 +121,17 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         error_code=row["error_code"] if "error_code" in row.keys() else None,  # noqa: SIM118
         wait_reason=row["wait_reason"] if "wait_reason" in row.keys() else None,  # noqa: SIM118
     )
+
+
+#: The jobs page's filters: (parameter, the clause it adds when given).
+_PAGE_CLAUSES = (
+    ("state", "state = :state"),
+    ("root", "root = :root"),
+    ("rule", "rule = :rule"),
+    ("search", "relative LIKE :search ESCAPE '\\'"),
+    ("since", "created_at >= :since"),
+    ("before", "id < :before"),
+)
 
 
 class SQLiteStore:
@@ -318,6 +334,16 @@ class SQLiteStore:
             {"id": job_id, "lease": lease},
         )
 
+    def cancel(self, job_id: int, reason: str) -> bool:
+        """Fail a queued or waiting job now (see :meth:`JobStore.cancel`)."""
+        return self._fenced(
+            """UPDATE jobs SET state = 'failed', error = :reason, error_code = :code,
+                   wait_reason = NULL, step = NULL, progress = NULL, lease_owner = NULL,
+                   lease_expires_at = NULL, updated_at = :now, finished_at = :now
+               WHERE id = :id AND state IN ('queued', 'waiting')""",
+            {"id": job_id, "reason": shown(reason), "code": CANCELLED_CODE},
+        )
+
     # --- the side-effect ledger ---------------------------------------------------------
 
     def record_side_effect(self, job: Job, key: str, remote_id: str | None = None) -> None:
@@ -379,6 +405,21 @@ class SQLiteStore:
                 "SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC, id DESC LIMIT ?",
                 (state.value, limit),
             )
+        return [_row_to_job(row) for row in rows]
+
+    def page(
+        self, *, state: JobState | None = None, root: str | None = None, rule: str | None = None,
+        search: str | None = None, since: float | None = None, before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Newest first, keyset on the id (see :meth:`JobStore.page`; SQLite's ``LIKE``
+        folds ASCII letters only). Works on a read-only store of any schema version."""
+        params = page_filters(state, root, rule, search, since, before_id)
+        clauses = " AND ".join(clause for name, clause in _PAGE_CLAUSES if name in params) or "1 = 1"
+        rows = self._query(
+            f"SELECT * FROM jobs WHERE {clauses} ORDER BY id DESC LIMIT :limit",  # noqa: S608 - fixed fragments
+            {**params, "limit": limit},
+        )
         return [_row_to_job(row) for row in rows]
 
     def counts(self) -> dict[JobState, int]:

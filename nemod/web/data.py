@@ -7,11 +7,10 @@ the :class:`~nemod.store.base.JobStore` protocol (one job, retry, forget) — an
 through the CLI's own code (:func:`nemod.commands.retry.retry_job`,
 :func:`nemod.commands.forget.forget_source`).
 
-One read is not in the store interface yet: **a page of jobs** filtered by state,
-folder, rule and a name search, for stores of 100,000 jobs. :meth:`DashboardData.page_jobs`
-runs one read-only keyset query (``id < :before ORDER BY id DESC LIMIT n``) on the SQLite
-file, the way :mod:`nemod.service.storeview` does; when the store protocol grows a
-``page(...)`` method (the PostgreSQL work), that one method is re-pointed at it.
+**A page of jobs** filtered by state, folder, rule and a name search (stores of 100,000
+jobs) is :meth:`~nemod.store.base.JobStore.page`, keyset-paged on the id; cancelling a
+queued or waiting job is the daemon's, which fails it in the store
+(:meth:`~nemod.store.base.JobStore.cancel`). No SQL lives here.
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +36,7 @@ from nemod.names import restored, shown
 from nemod.picture import Loudness, edit_picture, kept_ranges
 from nemod.schedule import combine, local_zone
 from nemod.service.status import STATES, JobLine, StatusSnapshot, StatusSource
-from nemod.service.storeview import StoreStatusSource, store_path
+from nemod.service.storeview import StoreStatusSource, job_line
 from nemod.store.base import Job, JobState, JobStore
 
 #: Jobs per page of the jobs list.
@@ -49,7 +47,7 @@ class DaemonControls(Protocol):
     """What the running daemon lets the dashboard do that the store alone cannot."""
 
     def request_cancel(self, job_id: int) -> str:
-        """Cancel a running or queued job; returns a sentence saying what will happen."""
+        """Cancel a running, queued or waiting job; returns a sentence saying what happened."""
 
     def live_progress(self) -> dict[int, tuple[str | None, float | None]]:
         """Job id → (step, fraction) of the jobs running in this process now."""
@@ -225,49 +223,16 @@ class DashboardData:
 
     def page_jobs(self, query: JobFilter, size: int = PAGE_SIZE) -> JobPage:
         """One page of jobs matching ``query``, newest first (keyset on the id, so page
-        1,000 costs what page 1 does). Raises sqlite3.Error/OSError when unreadable.
-
-        Store-side query needed after the PostgreSQL merge: ``JobStore.page(filter, size)``.
-        """
-        where: list[str] = ["1 = 1"]
-        params: list[str | int | float] = []
-        if query.state in STATES:
-            where.append("state = ?")
-            params.append(query.state)
-        if query.folder:
-            where.append("root = ?")
-            params.append(query.folder)
-        if query.rule:
-            where.append("rule = ?")
-            params.append(query.rule)
-        if query.search:
-            where.append("relative LIKE ? ESCAPE '\\'")
-            escaped = query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params.append(f"%{escaped}%")
-        if query.since is not None:
-            where.append("created_at >= ?")
-            params.append(query.since)
-        if query.before is not None:
-            where.append("id < ?")
-            params.append(query.before)
-        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"  # noqa: S608 - fixed fragments
-        with self._read() as conn:
-            rows = conn.execute(sql, (*params, size + 1)).fetchall()
-        lines = tuple(_line(row) for row in rows[:size])
-        more = len(rows) > size
+        1,000 costs what page 1 does: :meth:`JobStore.page`); an unknown state is no filter.
+        Raises StoreError (e.g. the store cannot be reached) or OSError."""
+        jobs = self.store.page(
+            state=JobState(query.state) if query.state in STATES else None, root=query.folder or None,
+            rule=query.rule or None, search=query.search or None, since=query.since,
+            before_id=query.before, limit=size + 1,
+        )
+        lines = tuple(job_line(job) for job in jobs[:size])
+        more = len(jobs) > size
         return JobPage(lines, int(lines[-1].id) if more and lines else None)
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        path = store_path(self.config.state_dir)
-        if not path.is_file():
-            raise FileNotFoundError(f"no job store yet at {path}")
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
-        try:
-            conn.row_factory = sqlite3.Row
-            yield conn
-        finally:
-            conn.close()
 
     def job(self, job_id: int) -> JobDetail | None:
         """The job with its published outputs (size, media duration) and its ``.log.json``."""
@@ -341,7 +306,8 @@ class DashboardData:
         return f"forgot {shown(restored(job.source.relative))}; it will be processed again"
 
     def cancel(self, job_id: int) -> str:
-        """Cancel a running or queued job through the daemon (see ``Daemon.request_cancel``)."""
+        """Cancel a running, queued or waiting job through the daemon (see
+        ``Daemon.request_cancel``: a queued or waiting one fails in the store at once)."""
         job = self.store.get(job_id)
         if job is None:
             raise NemodError(f"job {job_id} does not exist")
@@ -373,11 +339,3 @@ class DashboardData:
                 lines.append(f"but it cannot be processed: {reason}")
         return tuple(lines)
 
-
-def _line(row: sqlite3.Row) -> JobLine:
-    return JobLine(
-        id=str(row["id"]), source=shown(restored(str(row["relative"]))), folder=str(row["root"]),
-        rule=str(row["rule"]), state=str(row["state"]), step=row["step"], progress=row["progress"],
-        attempts=int(row["attempts"]), updated_at=row["updated_at"], not_before=row["not_before"],
-        finished_at=row["finished_at"], reason=row["error"],
-    )

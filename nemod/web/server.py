@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import structlog
 
 from nemod.config import Config, is_loopback
-from nemod.errors import ConfigError, NemodError, Problem
+from nemod.errors import ConfigError, NemodError, Problem, StoreError
 from nemod.service import metrics
 from nemod.service.http import health_checks
 from nemod.service.status import STATES, StatusSource, to_json
@@ -191,6 +191,8 @@ class DashboardServer:
             result = data.page_jobs(wanted)
         except FileNotFoundError:
             result = JobPage((), None)
+        except StoreError as exc:  # e.g. PostgreSQL unreachable: one line, not a traceback
+            return Answer(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode())
         return html_answer(views.jobs_list(result, wanted, [w.key for w in config.watches],
                                      [r.name for r in config.rules], csrf))
 

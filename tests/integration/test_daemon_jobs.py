@@ -19,8 +19,9 @@ from support.logs import captured_logs
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
 from nemod.daemon import Daemon, DaemonOptions
-from nemod.errors import MediaError, PermanentJobError, RetryableJobError, WaitingError
-from nemod.store import Job, JobState, SourceRef
+from nemod.daemon.core import CANCELLED
+from nemod.errors import MediaError, NemodError, PermanentJobError, RetryableJobError, WaitingError
+from nemod.store import Job, JobState, SourceRef, fingerprint
 from nemod.store.base import JobStore
 from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
@@ -660,3 +661,34 @@ def test_a_failing_job_for_a_file_whose_name_is_not_utf8_fails_cleanly(harness: 
     with open(os.path.join(failed, b"caf\xe9.error.txt"), "rb") as handle:
         note = handle.read()
     assert note == b"caf\\xe9.mp4 is not a readable video.\n"
+
+
+def test_cancelling_a_queued_job_fails_it_in_the_store_and_a_restart_keeps_it(any_harness: Harness) -> None:
+    harness = any_harness
+    source = harness.inbox / "talk.mp4"
+    source.write_bytes(b"talk" * 100)
+    stat = source.stat()
+    key = harness.daemon.config.watches[0].key
+    queued = harness.store.enqueue(fingerprint(source), "all", SourceRef(key, "talk.mp4"),
+                                   size=stat.st_size, mtime=stat.st_mtime)
+    assert queued is not None
+    assert "will not start" in harness.daemon.request_cancel(queued.id)
+    cancelled = harness.store.get(queued.id)
+    assert cancelled is not None and cancelled.state is JobState.FAILED  # in the store, not in memory
+    assert cancelled.error == CANCELLED and cancelled.error_code == "cancelled"
+    assert ("failed", queued.id) in harness.events
+    parked = harness.inbox / "failed" / "talk.mp4"
+    assert parked.is_file() and not source.exists()  # on_failure: move, as for any failure
+    assert "cancelled by a person" in (harness.inbox / "failed" / "talk.error.txt").read_text()
+    with pytest.raises(NemodError, match="only queued or running jobs can be cancelled"):
+        harness.daemon.request_cancel(queued.id)
+    with pytest.raises(NemodError, match="does not exist"):
+        harness.daemon.request_cancel(999_999)
+
+    restarted = Daemon(harness.daemon.config, harness.store, harness.backend, options=FAST)
+    harness.daemon = restarted  # a new process on the same store: nothing remembers the cancel but the store
+    (harness.inbox / "next.mp4").write_bytes(b"next" * 100)
+    harness.drive(lambda: harness.count(JobState.DONE) == 1)
+    assert harness.backend.calls == ["next.mp4"]
+    after = harness.store.get(queued.id)
+    assert after is not None and after.state is JobState.FAILED and after.attempts == 0

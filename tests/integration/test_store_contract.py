@@ -11,7 +11,7 @@ import pytest
 
 from nemod.errors import LeaseLostError
 from nemod.store import JobState, SourceRef, StoreLedger
-from nemod.store.base import JobStore
+from nemod.store.base import CANCELLED_CODE, Job, JobStore
 from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
 
@@ -357,3 +357,159 @@ def test_claim_can_be_limited_to_some_folders(store: JobStore, clock: FakeClock)
     assert store.claim("w", lease_seconds=30, roots=["rig-2-only"]) is None
     rest = store.claim("w", lease_seconds=30, roots=None)
     assert rest is not None and rest.source.root == "studio"
+
+
+def _ids(jobs: list[Job]) -> list[int]:
+    return [job.id for job in jobs]
+
+
+def test_page_filters_by_state_folder_rule_and_time(store: JobStore, clock: FakeClock) -> None:
+    made = []
+    for index, (root, rule) in enumerate([("studio", "cut"), ("studio", "captions"), ("/other", "cut"),
+                                          ("/other", "captions"), ("studio", "cut")]):
+        job = store.enqueue(f"fp{index}", rule, SourceRef(root, f"{index}.mp4"))
+        assert job is not None
+        made.append(job.id)
+        clock.advance(10)
+    running = store.claim("w", lease_seconds=30)
+    assert running is not None and running.id == made[0]
+    failed = store.claim("w", lease_seconds=30)
+    assert failed is not None and store.fail(failed.id, failed.lease_token, "corrupt file.")
+    newest_first = sorted(made, reverse=True)
+    assert _ids(store.page()) == newest_first
+    assert _ids(store.page(state=JobState.QUEUED)) == [made[4], made[3], made[2]]
+    assert _ids(store.page(state=JobState.FAILED)) == [made[1]]
+    assert _ids(store.page(state=JobState.DONE)) == []
+    assert _ids(store.page(root="studio")) == [made[4], made[1], made[0]]
+    assert _ids(store.page(rule="captions")) == [made[3], made[1]]
+    assert _ids(store.page(root="studio", rule="cut", state=JobState.QUEUED)) == [made[4]]
+    assert _ids(store.page(root="nowhere")) == []
+    found = {job.id: job.created_at for job in store.page()}
+    assert _ids(store.page(since=found[made[2]])) == [made[4], made[3], made[2]]  # at or after
+    assert _ids(store.page(limit=2)) == newest_first[:2]
+    page = store.page(state=JobState.RUNNING)
+    assert _ids(page) == [running.id] and page[0].lease_owner == "w" and page[0].source.root == "studio"
+
+
+def test_page_search_is_a_case_insensitive_substring_with_wildcards_escaped(store: JobStore) -> None:
+    names = ["Talk_1.mp4", "talkx1.mp4", "sub/Interview TALK.mov", "100%.mp4", "1000.mp4",
+             "back\\slash.mp4", "plain.mp4"]
+    ids = {}
+    for index, name in enumerate(names):
+        job = store.enqueue(f"fp{index}", "cut", SourceRef("studio", name))
+        assert job is not None
+        ids[name] = job.id
+
+    def found(search: str) -> list[str]:
+        return [job.source.relative for job in store.page(search=search)]
+
+    assert found("talk") == ["sub/Interview TALK.mov", "talkx1.mp4", "Talk_1.mp4"]
+    assert found("k_1") == ["Talk_1.mp4"]  # "_" is not "any one character"
+    assert found("0%") == ["100%.mp4"]  # "%" is not "anything"
+    assert found("%") == ["100%.mp4"]
+    assert found("\\") == ["back\\slash.mp4"]
+    assert found("sub/") == ["sub/Interview TALK.mov"]  # the relative path, folders included
+    assert found("missing") == []
+    assert _ids(store.page(search="talk", before_id=ids["talkx1.mp4"])) == [ids["Talk_1.mp4"]]
+
+
+def test_keyset_paging_returns_every_job_once_newest_first(store: JobStore, clock: FakeClock) -> None:
+    for index in range(23):
+        store.enqueue(f"fp{index}", "cut" if index % 3 else "captions", SourceRef("studio", f"{index}.mp4"))
+        clock.advance(1)
+    every = _ids(store.page(limit=1000))
+    assert len(every) == 23 and every == sorted(every, reverse=True)
+
+    def walk(size: int, **filters: object) -> list[list[int]]:
+        pages: list[list[int]] = []
+        before: int | None = None
+        while True:
+            page = _ids(store.page(before_id=before, limit=size, **filters))  # type: ignore[arg-type]
+            if not page:
+                return pages
+            pages.append(page)
+            before = page[-1]
+
+    pages = walk(5)
+    assert [len(page) for page in pages] == [5, 5, 5, 5, 3]
+    assert [job_id for page in pages for job_id in page] == every
+    captions = _ids(store.page(rule="captions", limit=1000))
+    assert len(captions) == 8
+    assert [job_id for page in walk(3, rule="captions") for job_id in page] == captions
+    first = store.page(limit=5)
+    newer = store.enqueue("fp-new", "cut", SourceRef("studio", "new.mp4"))
+    assert newer is not None and newer.id > every[0]
+    assert _ids(store.page(before_id=first[-1].id, limit=5)) == every[5:10]  # a new job shifts nothing
+
+
+def test_cancel_fails_queued_and_waiting_jobs_only(store: JobStore, clock: FakeClock) -> None:
+    for name in ("waiting", "running", "done"):
+        store.enqueue(f"fp-{name}", "cut", SourceRef("studio", f"{name}.mp4"))
+        clock.advance(1)
+    waiting = store.claim("w", lease_seconds=30)
+    assert waiting is not None and store.wait(waiting.id, waiting.lease_token, "credits", 600)
+    running = store.claim("w", lease_seconds=3600)
+    done = store.claim("w", lease_seconds=30)
+    assert running is not None and done is not None and store.complete(done.id, done.lease_token, {})
+    queued = store.enqueue("fp-queued", "cut", SourceRef("studio", "queued.mp4"))
+    assert queued is not None
+    clock.advance(5)
+
+    assert store.cancel(queued.id, "cancelled by a person")
+    assert store.cancel(waiting.id, "cancelled by a person")
+    for job_id in (queued.id, waiting.id):
+        job = store.get(job_id)
+        assert job is not None and job.state is JobState.FAILED
+        assert job.error == "cancelled by a person" and job.error_code == CANCELLED_CODE == "cancelled"
+        assert job.wait_reason is None and job.lease_owner is None and job.finished_at == clock.now
+    assert store.claim("w2", lease_seconds=30) is None  # neither is claimable, even when due
+    clock.advance(601)
+    assert store.claim("w2", lease_seconds=30) is None
+
+    assert not store.cancel(running.id, "cancelled by a person")  # stopped through its daemon instead
+    still = store.get(running.id)
+    assert still is not None and still.state is JobState.RUNNING and still.lease_token == running.lease_token
+    assert store.heartbeat(running.id, running.lease_token, lease_seconds=30)
+    assert not store.cancel(done.id, "cancelled by a person")
+    assert store.get(done.id) is not None and store.get(done.id).state is JobState.DONE  # type: ignore[union-attr]
+    assert not store.cancel(queued.id, "again")  # already failed: unchanged
+    assert store.get(queued.id).error == "cancelled by a person"  # type: ignore[union-attr]
+    assert not store.cancel(999_999, "no such job")
+    assert store.summary().errors_by_code == {"cancelled": 2}
+    assert store.retry(queued.id) == 1
+    again = store.claim("w2", lease_seconds=30)
+    assert again is not None and again.id == queued.id and again.error_code is None
+
+
+def test_cancel_and_claim_racing_never_both_win(make_store: StoreFactory) -> None:
+    setup = make_store(None)
+    ids = []
+    for index in range(40):
+        job = setup.enqueue(f"fp{index}", "cut", SourceRef("/w", f"{index}.mp4"))
+        assert job is not None
+        ids.append(job.id)
+    claimed: list[int] = []
+    cancelled: list[int] = []
+    start = threading.Barrier(2)
+
+    def claimer() -> None:
+        store = make_store(None)
+        start.wait()
+        while (job := store.claim("w", lease_seconds=60)) is not None:
+            claimed.append(job.id)
+
+    def canceller() -> None:
+        store = make_store(None)
+        start.wait()
+        cancelled.extend(job_id for job_id in reversed(ids) if store.cancel(job_id, "cancelled"))
+
+    threads = [threading.Thread(target=claimer), threading.Thread(target=canceller)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not set(claimed) & set(cancelled)
+    assert sorted(claimed + cancelled) == sorted(ids)
+    states = {job.id: job.state for job in setup.page(limit=100)}
+    assert all(states[job_id] is JobState.RUNNING for job_id in claimed)
+    assert all(states[job_id] is JobState.FAILED for job_id in cancelled)

@@ -53,6 +53,21 @@ def test_a_schema_newer_than_this_nemod_is_refused(pg_url: str) -> None:
         PostgresStore(pg_url)
 
 
+def test_a_schema_1_database_gets_the_jobs_page_indexes(pg_url: str) -> None:
+    PostgresStore(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to what schema 1 had
+        conn.execute("DROP INDEX jobs_page_state, jobs_page_root, jobs_page_rule")
+        conn.execute("DELETE FROM nemod_schema WHERE version > 1")
+    store = PostgresStore(pg_url)
+    try:
+        assert store.schema_version() == 2
+        with psycopg.connect(pg_url) as conn:
+            names = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'jobs'")}
+        assert {"jobs_page_state", "jobs_page_root", "jobs_page_rule"} <= names
+    finally:
+        store.close()
+
+
 def test_an_idle_host_wakes_on_another_hosts_enqueue(pg_url: str) -> None:
     idle, busy = PostgresStore(pg_url), PostgresStore(pg_url)
     woke = threading.Event()

@@ -1,6 +1,6 @@
 """A state dir written by the schema-1 SQLite store keeps working: status reads it as it
-is (read-only), and the daemon's store upgrades it to schema 2 with error codes and wait
-reasons moved into their columns."""
+is (read-only), and the daemon's store upgrades it (schema 2: error codes and wait
+reasons moved into their columns; 3: the jobs page's indexes)."""
 
 from __future__ import annotations
 
@@ -55,11 +55,14 @@ def test_the_store_upgrades_an_old_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     try:
         with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+            indexes = {row[1] for row in conn.execute("PRAGMA index_list(jobs)")}
+        assert {"jobs_page_state", "jobs_page_root", "jobs_page_rule"} <= indexes  # schema 3
         failed = store.find("f1", "r")
         waiting = store.find("f2", "r")
         assert failed is not None and failed.error_code == "2001"
         assert waiting is not None and waiting.wait_reason == "credits"
+        assert [job.id for job in store.page(state=JobState.WAITING)] == [waiting.id]
         assert store.summary().errors_by_code == {"2001": 1}
         assert store.enqueue("f3", "r", failed.source) is None  # done stays done
     finally:

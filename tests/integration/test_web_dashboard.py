@@ -25,10 +25,11 @@ from nemod.daemon import Daemon, DaemonOptions
 from nemod.daemon.core import CANCELLED
 from nemod.errors import ConfigError
 from nemod.store import JobState, SourceRef
+from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
 from nemod.web import views
 from nemod.web.auth import hash_password, verify_password
-from nemod.web.data import DashboardData, status_source
+from nemod.web.data import DashboardData, JobFilter, status_source
 from nemod.web.server import DashboardServer
 
 FAST = DaemonOptions(lease_seconds=5.0, heartbeat_seconds=0.1, stop_timeout=2.0, cancel_timeout=5.0,
@@ -129,10 +130,27 @@ def test_cancel_a_queued_job_means_it_never_starts(site: Site) -> None:
     queued = site.store.jobs(JobState.QUEUED)[0]
     answer = site.post(f"/jobs/{queued.id}/cancel")
     assert "will+not+start" in answer.headers["Location"]
+    cancelled = site.job(queued.id)  # failed in the store at once, before any worker reaches it
+    assert cancelled.state is JobState.FAILED and cancelled.error == CANCELLED
+    assert cancelled.error_code == "cancelled"
+    assert (site.inbox / "failed" / "second.mp4").is_file()  # parked like any failure
+    assert "Someone cancelled this job" in site.http.get(f"/jobs/{queued.id}").text
     site.backend.gate.set()
-    site.drive(lambda: site.job(queued.id).state is JobState.FAILED)
-    assert site.job(queued.id).error == CANCELLED
+    site.drive(lambda: site.store.counts()[JobState.DONE] == 1)
+    assert site.job(queued.id).state is JobState.FAILED
     assert site.backend.calls == ["first.mp4"]
+
+
+def test_cancel_a_waiting_job_fails_it_at_once(site: Site) -> None:
+    assert site.post("/folders/pause", folder=site.config.watches[0].key).status_code == 303
+    (site.inbox / "held.mp4").write_bytes(b"held")
+    site.drive(lambda: site.store.counts()[JobState.WAITING] == 1)
+    waiting = site.store.jobs(JobState.WAITING)[0]
+    answer = site.post(f"/jobs/{waiting.id}/cancel")
+    assert answer.status_code == 303 and "will+not+start" in answer.headers["Location"]
+    cancelled = site.job(waiting.id)
+    assert cancelled.state is JobState.FAILED and cancelled.wait_reason is None
+    assert site.post(f"/jobs/{waiting.id}/cancel").status_code == 409  # finished: nothing to cancel
 
 
 def test_a_paused_folder_queues_but_does_not_start_until_resumed(site: Site) -> None:
@@ -299,6 +317,30 @@ def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
     token.chmod(0o644)
     with pytest.raises(ConfigError, match="readable by others"):
         load(_config(tmp_path, "status_host: 0.0.0.0\nstatus_auth: {token_file: dashboard.token}"))
+
+
+def test_jobs_list_pages_a_postgresql_store(tmp_path: Path, pg_url: str) -> None:
+    config = load(_config(tmp_path))
+    store = PostgresStore(pg_url)
+    key = config.watches[0].key
+    try:
+        for n in range(60):
+            store.enqueue(f"fp{n}", "all" if n % 2 else "other", SourceRef(key, f"Clip_{n}.mp4"))
+        data = DashboardData(lambda: config, store, status_source(config, lambda: PostgresStore(pg_url, migrate=False)),
+                             snapshot_seconds=0.0)
+        first = data.page_jobs(JobFilter())
+        assert len(first.jobs) == 50 and first.next_before is not None
+        rest = data.page_jobs(JobFilter(before=first.next_before))
+        ids = [int(line.id) for line in first.jobs + rest.jobs]
+        assert rest.next_before is None and ids == sorted(ids, reverse=True) and len(set(ids)) == 60
+        assert [line.source for line in data.page_jobs(JobFilter(search="clip_5")).jobs] == [
+            "Clip_59.mp4", "Clip_58.mp4", "Clip_57.mp4", "Clip_56.mp4", "Clip_55.mp4", "Clip_54.mp4",
+            "Clip_53.mp4", "Clip_52.mp4", "Clip_51.mp4", "Clip_50.mp4", "Clip_5.mp4"]
+        other = data.page_jobs(JobFilter(rule="other", state="queued", folder=key), size=10)
+        assert len(other.jobs) == 10 and {line.rule for line in other.jobs} == {"other"}
+        assert data.page_jobs(JobFilter(state="done")).jobs == ()
+    finally:
+        store.close()
 
 
 def test_overview_lists_processing_windows_and_when_they_open(tmp_path: Path) -> None:
