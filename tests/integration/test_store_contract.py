@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.clocks import ManualClock
 
 from nemod.errors import LeaseLostError
 from nemod.store import JobState, SourceRef, StoreLedger
@@ -15,19 +16,7 @@ from nemod.store.base import CANCELLED_CODE, Job, JobStore
 from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
 
-
-class FakeClock:
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-StoreFactory = Callable[[FakeClock | None], JobStore]
+StoreFactory = Callable[[ManualClock | None], JobStore]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -35,7 +24,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     stores: list[JobStore] = []
     database: list[str] = []
 
-    def factory(clock: FakeClock | None = None) -> JobStore:
+    def factory(clock: ManualClock | None = None) -> JobStore:
         if request.param == "sqlite":
             store: JobStore = SQLiteStore(tmp_path / "jobs.sqlite3", clock=clock)
         else:
@@ -51,12 +40,12 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def store(make_store: StoreFactory, clock: FakeClock) -> JobStore:
+def store(make_store: StoreFactory, clock: ManualClock) -> JobStore:
     return make_store(clock)
 
 
@@ -79,7 +68,7 @@ def test_known_by_path_size_and_mtime(store: JobStore) -> None:
     assert not store.known(SourceRef("/watch", "b.mp4"), 10, 5.0)
 
 
-def test_claim_is_fifo_and_exclusive(store: JobStore, clock: FakeClock) -> None:
+def test_claim_is_fifo_and_exclusive(store: JobStore, clock: ManualClock) -> None:
     first = store.enqueue("fp1", "cut", SRC)
     clock.advance(1)
     second = store.enqueue("fp2", "cut", SourceRef("/watch", "b.mp4"))
@@ -115,7 +104,7 @@ def test_concurrent_claims_never_share_a_job(make_store: StoreFactory) -> None:
 
 
 def test_expired_lease_is_claimable_and_fences_the_old_owner(
-    store: JobStore, clock: FakeClock
+    store: JobStore, clock: ManualClock
 ) -> None:
     store.enqueue("fp1", "cut", SRC)
     old = store.claim("w1", lease_seconds=30)
@@ -140,7 +129,7 @@ def test_expired_lease_is_claimable_and_fences_the_old_owner(
     assert done.outputs == {".mp4": "/out/a.mp4"}
 
 
-def test_fail_with_retry_requeues_after_the_delay(store: JobStore, clock: FakeClock) -> None:
+def test_fail_with_retry_requeues_after_the_delay(store: JobStore, clock: ManualClock) -> None:
     store.enqueue("fp1", "cut", SRC)
     job = store.claim("w", lease_seconds=30)
     assert job is not None
@@ -167,7 +156,7 @@ def test_permanent_failure_and_retry_command(store: JobStore) -> None:
     assert store.retry(None) == 0
 
 
-def test_waiting_does_not_count_an_attempt(store: JobStore, clock: FakeClock) -> None:
+def test_waiting_does_not_count_an_attempt(store: JobStore, clock: ManualClock) -> None:
     store.enqueue("fp1", "cut", SRC)
     job = store.claim("w", lease_seconds=30)
     assert job is not None
@@ -193,7 +182,7 @@ def test_release_and_expire_lease(store: JobStore) -> None:
     assert taken is not None and taken.lease_owner == "w2"
 
 
-def test_side_effect_ledger_survives_reclaims(store: JobStore, clock: FakeClock) -> None:
+def test_side_effect_ledger_survives_reclaims(store: JobStore, clock: ManualClock) -> None:
     store.enqueue("fp1", "cut", SRC)
     job = store.claim("w", lease_seconds=30)
     assert job is not None
@@ -210,7 +199,7 @@ def test_side_effect_ledger_survives_reclaims(store: JobStore, clock: FakeClock)
     assert entry is not None and entry.remote_id == "r-42"
 
 
-def test_store_ledger_fences_calls_before_they_happen(store: JobStore, clock: FakeClock) -> None:
+def test_store_ledger_fences_calls_before_they_happen(store: JobStore, clock: ManualClock) -> None:
     store.enqueue("fp1", "cut", SRC)
     job = store.claim("w", lease_seconds=30)
     assert job is not None
@@ -274,7 +263,7 @@ def test_database_clock_is_used_by_default(make_store: StoreFactory) -> None:
     assert 25 < job.lease_expires_at - time.time() < 35
 
 
-def test_prune_keeps_done_fingerprints_and_drops_old_failures(store: JobStore, clock: FakeClock) -> None:
+def test_prune_keeps_done_fingerprints_and_drops_old_failures(store: JobStore, clock: ManualClock) -> None:
     day = 86_400.0
     done = store.enqueue("fp-done", "r", SourceRef("/in", "a.mov"))
     failed = store.enqueue("fp-failed", "r", SourceRef("/in", "b.mov"))
@@ -304,7 +293,7 @@ def test_prune_keeps_done_fingerprints_and_drops_old_failures(store: JobStore, c
     assert store.get(recent.id) is not None, "unfinished jobs are never pruned"
 
 
-def test_error_codes_and_wait_reasons_are_columns(store: JobStore, clock: FakeClock) -> None:
+def test_error_codes_and_wait_reasons_are_columns(store: JobStore, clock: ManualClock) -> None:
     store.enqueue("fp1", "cut", SRC)
     store.enqueue("fp2", "cut", SourceRef("/watch", "b.mp4"))
     first = store.claim("w", lease_seconds=30)
@@ -328,7 +317,7 @@ def test_error_codes_and_wait_reasons_are_columns(store: JobStore, clock: FakeCl
     assert retried is not None and retried.error_code is None
 
 
-def test_summary_counts_folders_running_and_totals(store: JobStore, clock: FakeClock) -> None:
+def test_summary_counts_folders_running_and_totals(store: JobStore, clock: ManualClock) -> None:
     store.enqueue("fp1", "cut", SourceRef("studio", "a.mp4"), size=100)
     store.enqueue("fp2", "cut", SourceRef("studio", "b.mp4"), size=7)
     store.enqueue("fp3", "cut", SourceRef("/other", "c.mp4"), size=1)
@@ -347,7 +336,7 @@ def test_summary_counts_folders_running_and_totals(store: JobStore, clock: FakeC
     assert summary.bytes_done == 100 and summary.errors_by_code == {}
 
 
-def test_claim_can_be_limited_to_some_folders(store: JobStore, clock: FakeClock) -> None:
+def test_claim_can_be_limited_to_some_folders(store: JobStore, clock: ManualClock) -> None:
     store.enqueue("fp1", "cut", SourceRef("studio", "a.mp4"))
     clock.advance(1)
     store.enqueue("fp2", "cut", SourceRef("rig-2-only", "b.mp4"))
@@ -363,7 +352,7 @@ def _ids(jobs: list[Job]) -> list[int]:
     return [job.id for job in jobs]
 
 
-def test_page_filters_by_state_folder_rule_and_time(store: JobStore, clock: FakeClock) -> None:
+def test_page_filters_by_state_folder_rule_and_time(store: JobStore, clock: ManualClock) -> None:
     made = []
     for index, (root, rule) in enumerate([("studio", "cut"), ("studio", "captions"), ("/other", "cut"),
                                           ("/other", "captions"), ("studio", "cut")]):
@@ -413,7 +402,7 @@ def test_page_search_is_a_case_insensitive_substring_with_wildcards_escaped(stor
     assert _ids(store.page(search="talk", before_id=ids["talkx1.mp4"])) == [ids["Talk_1.mp4"]]
 
 
-def test_keyset_paging_returns_every_job_once_newest_first(store: JobStore, clock: FakeClock) -> None:
+def test_keyset_paging_returns_every_job_once_newest_first(store: JobStore, clock: ManualClock) -> None:
     for index in range(23):
         store.enqueue(f"fp{index}", "cut" if index % 3 else "captions", SourceRef("studio", f"{index}.mp4"))
         clock.advance(1)
@@ -442,7 +431,7 @@ def test_keyset_paging_returns_every_job_once_newest_first(store: JobStore, cloc
     assert _ids(store.page(before_id=first[-1].id, limit=5)) == every[5:10]  # a new job shifts nothing
 
 
-def test_cancel_fails_queued_and_waiting_jobs_only(store: JobStore, clock: FakeClock) -> None:
+def test_cancel_fails_queued_and_waiting_jobs_only(store: JobStore, clock: ManualClock) -> None:
     for name in ("waiting", "running", "done"):
         store.enqueue(f"fp-{name}", "cut", SourceRef("studio", f"{name}.mp4"))
         clock.advance(1)
