@@ -23,15 +23,23 @@ from nemod.config import EngineSettings, resolve_path
 from nemod.draft import AUDIO, TEXT, Draft, summarize
 from nemod.edits import Captions, Plan, TrimPauses
 from nemod.engine import captions as caption_text
+from nemod.engine import smartcut
 from nemod.engine.captions import Word
 from nemod.engine.fonts import find_font
 from nemod.engine.pauses import DEFAULT_SENSITIVITY, SENSITIVITIES
-from nemod.engine.render import RenderInputs, copy_args, output_duration, render_args
+from nemod.engine.render import (
+    RenderInputs,
+    copy_args,
+    decode_check_args,
+    mux_args,
+    output_duration,
+    render_args,
+)
 from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_captions, source_window
 from nemod.engine.transcribe import Transcriber
 from nemod.engine.vad import audio_regions, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
-from nemod.media import ffmpeg
+from nemod.media import ffmpeg, splice
 from nemod.media.probe import MediaInfo, probe
 
 StepProgress = Callable[[str, float], None]
@@ -280,9 +288,13 @@ class LocalEngine:
             captions["srt"].write_text(caption_text.srt_text(cues), encoding="utf-8")
             captions["vtt"].write_text(caption_text.vtt_text(cues), encoding="utf-8")
         started = time.monotonic()
+        path_details: dict[str, Any] = {}
+        result: ffmpeg.FfmpegResult | None = None
         if draft.get("m", {}).get("copy") and len(media) == 1:
             result = self._copy(next(iter(media.values())), output, progress, cancel)
-        else:
+        elif len(media) == 1:
+            result, path_details = self._smart(draft, next(iter(media.values())), output, progress, cancel)
+        if result is None:
             overlay, fonts_dir = self._overlay(draft, work_dir, stem)
             inputs = RenderInputs(media, self._music(draft, sources), overlay, fonts_dir)
             try:
@@ -297,7 +309,54 @@ class LocalEngine:
             "ffmpeg_command": list(result.argv),
             "ffmpeg_version": ffmpeg.ffmpeg_version(),
         }
+        if path_details:
+            details["render_path"] = path_details
         return RenderResult(video=output, captions=captions, details=details)
+
+    def _smart(
+        self, draft: Draft, media: MediaInfo, output: Path, progress: StepProgress, cancel: threading.Event | None
+    ) -> tuple[ffmpeg.FfmpegResult | None, dict[str, Any]]:
+        """Render ``draft`` by smart cutting when it is eligible and the result verifies:
+        (the mux's ffmpeg result, what the log says about it); (None, why not) otherwise,
+        leaving nothing at ``output``. Raises :class:`MediaError` when cancelled."""
+        reason = smartcut.draft_reason(draft, media)
+        if reason is not None:
+            return None, {"path": "full", "reason": reason}
+        try:
+            index = splice.index_video(media.path)
+        except MediaError as exc:
+            return None, {"path": "full", "reason": str(exc)}
+        planned = smartcut.plan_splice(draft, media, index, preset=self.settings.preset,
+                                       threads=self.settings.threads)
+        if isinstance(planned, str):
+            return None, {"path": "full", "reason": planned}
+        facts: dict[str, Any] = {"frames_copied": planned.copied, "frames_encoded": planned.encoded}
+        video = output.with_name(output.stem + ".picture.mp4")
+        audio = output.with_name(output.stem + ".sound.m4a")
+        try:
+            ffmpeg.run(render_args(draft, RenderInputs({media.path.name: media}), audio,
+                                   threads=self.settings.threads, audio_only=True),
+                       duration=output_duration(draft, {media.path.name: media}),
+                       on_progress=lambda f: progress("render", 0.15 * f), cancel=cancel)
+            done = splice.splice_video(media.path, planned.splice, video, index,
+                                       on_progress=lambda f: progress("render", 0.15 + 0.75 * f), cancel=cancel)
+            result = ffmpeg.run(mux_args(video, audio, output), cancel=cancel)
+            problems = smartcut.timing_problems(splice.output_times(output), planned.splice.frames, index.fps)
+            if not problems:
+                checked = ffmpeg.run(decode_check_args(output), cancel=cancel)
+                if checked.log_tail.strip():
+                    problems.append(f"decoding it reports: {checked.log_tail.strip().splitlines()[0]}")
+            progress("render", 1.0)
+        except MediaError as exc:
+            _check(cancel)
+            problems = [str(exc)]
+        finally:
+            video.unlink(missing_ok=True)
+            audio.unlink(missing_ok=True)
+        if problems:
+            output.unlink(missing_ok=True)
+            return None, {"path": "full", **facts, "reason": f"the smart cut failed verification: {problems[0]}"}
+        return result, {"path": "smart", "frames_copied": done.copied, "frames_encoded": done.encoded}
 
     def _run(
         self, args: list[str], duration: float, progress: StepProgress, cancel: threading.Event | None

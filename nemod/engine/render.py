@@ -99,11 +99,14 @@ def render_args(
     preset: str = EngineSettings.preset,
     crf: int = EngineSettings.crf,
     threads: int = 0,
+    audio_only: bool = False,
 ) -> list[str]:
     """Return ffmpeg arguments (without the executable) rendering ``draft`` to ``output``.
 
+    With ``audio_only`` only the sound is rendered (an M4A: what a smart cut muxes with its
+    spliced picture), from the same graph, so it is cut on the same frame times.
     Raises ValueError when the draft has no video segments or names a source missing
-    from ``inputs``.
+    from ``inputs``, or asks for ``audio_only`` on a draft that is not one source in order.
     """
     video = _video_track(draft)
     meta = draft.get("m", {})
@@ -131,6 +134,8 @@ def render_args(
     # sound is split per range, so each join can get its own short fades.
     in_order = all(a["e"] <= b["s"] for a, b in itertools.pairwise(segments))
     single = len(names) == 1 and in_order
+    if audio_only and not single:
+        raise ValueError("only the sound of one source cut in order can be rendered alone")
     counts = {name: sum(1 for seg in segments if seg["src"] == name) for name in names}
     for index, name in enumerate(names):
         info = inputs.media[name]
@@ -194,7 +199,8 @@ def render_args(
     if single:
         selection = "+".join(selections)
         picked = "" if selection == "1" else f"select='{selection}',setpts=N/FRAME_RATE/TB,"
-        graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")
+        if not audio_only:
+            graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")
         if len(audio_pieces) > 1:
             graph.append(f"{''.join(audio_pieces)}concat=n={len(audio_pieces)}:v=0:a=1[acat]")
         else:
@@ -224,7 +230,8 @@ def render_args(
     if fade_out > 0:
         chain += f"fade=t=out:st={_number(max(0.0, duration - fade_out))}:d={_number(fade_out)},"
     chain += "setsar=1,format=yuv420p[vout]"
-    graph.append(chain)
+    if not audio_only:
+        graph.append(chain)
 
     # Sound: speed, music (ducked), loudness, fades.
     audio_chain = "[acat]"
@@ -263,13 +270,29 @@ def render_args(
     graph.append(audio_chain)
 
     args += music_args
-    args += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]"]
-    args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-r", _number(fps)]
+    args += ["-filter_complex", ";".join(graph)]
+    if audio_only:
+        args += ["-map", "[aout]", "-vn"]
+    else:
+        args += ["-map", "[vout]", "-map", "[aout]"]
+        args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-r", _number(fps)]
     if threads:
         args += ["-threads", str(threads)]
     args += ["-c:a", "aac", "-b:a", "160k", "-ar", str(SAMPLE_RATE), "-t", _number(duration)]
     args += ["-movflags", "+faststart", "-f", "mp4", str(output)]
     return args
+
+
+def mux_args(video: Path, audio: Path, output: Path) -> list[str]:
+    """Join a spliced picture (``video``, MP4) and its rendered sound (``audio``, M4A) into
+    ``output`` without re-encoding: ``avc1``, ``+faststart``."""
+    return ["-y", "-i", str(video), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+            "-tag:v", "avc1", "-movflags", "+faststart", "-f", "mp4", str(output)]
+
+
+def decode_check_args(path: Path) -> list[str]:
+    """Decode all of ``path`` and discard it, logging errors only: a clean file logs nothing."""
+    return ["-v", "error", "-i", str(path), "-map", "0:v:0", "-map", "0:a:0", "-f", "null", "-"]
 
 
 def output_duration(draft: Draft, media: Mapping[str, MediaInfo]) -> float:

@@ -1,0 +1,245 @@
+"""Smart cutting, the pure part: whether a draft can be rendered by copying most of the
+source's packets, which GOPs are copied and which frames re-encoded, where cuts inside a
+pause can move onto IDR frames, and whether a finished splice's timestamps are sane.
+
+A draft is eligible when it only keeps ranges of one H.264 (8-bit 4:2:0, constant frame
+rate, closed-GOP) source in order, with nothing changed in the picture: no speed, scale,
+crop, rotation, burned text or picture fades. Sound may be anything the full render does
+(it is rendered by the same ffmpeg graph). HEVC sources are not eligible (yet).
+The execution is :mod:`nemod.media.splice`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nemod.draft import TEXT, VIDEO, Draft
+from nemod.media.probe import MediaInfo
+from nemod.media.splice import X264_PROFILES, OutputTimes, SplicePlan, VideoIndex
+
+#: Smart cutting is not worth it when more than this share of the kept frames would be
+#: re-encoded (short segments between long GOPs): the full render is about as fast then.
+MOST_REENCODED = 0.4
+#: The largest decode delay (frames) a source may have (x264's default B-pyramid has 2).
+LARGEST_REORDER = 2
+#: CRF of the re-encoded runs: close to the source (≥ 40 dB PSNR on test footage), so
+#: re-encoded frames do not stand out between copied ones.
+SPLICE_CRF = 16
+
+
+@dataclass(frozen=True)
+class SmartPlan:
+    """A splice to run (``splice``) and its sizes for the job log."""
+
+    splice: SplicePlan
+    copied: int
+    encoded: int
+
+
+def draft_reason(draft: Draft, media: MediaInfo) -> str | None:
+    """Why ``draft`` (a one-source render of ``media``) cannot be smart-cut, judged from
+    the draft alone; None when it can be, as far as the draft tells."""
+    meta = draft.get("m", {})
+    if meta.get("copy"):
+        return "the draft copies the source whole"
+    videos = [track for track in draft.get("t", []) if track.get("tt") == VIDEO and track.get("sg")]
+    if len(videos) != 1:
+        return "the draft has more than one video track"
+    segments = videos[0]["sg"]
+    if len({seg["src"] for seg in segments}) != 1:
+        return "the draft joins more than one source"
+    if any(a["e"] > b["s"] for a, b in itertools.pairwise(segments)):
+        return "the draft's ranges are not in source order"
+    if float(videos[0].get("m", {}).get("speed") or 1.0) != 1.0:
+        return "the draft changes the speed"
+    canvas = meta.get("canvas") or {}
+    if (int(canvas.get("w") or media.width), int(canvas.get("h") or media.height)) != (media.width, media.height):
+        return "the draft resizes or crops the picture"
+    if media.rotation:
+        return "the source is rotated"
+    fades = meta.get("fade") or {}
+    if float(fades.get("in") or 0) > 0 or float(fades.get("out") or 0) > 0:
+        return "the draft fades the picture"
+    for track in draft.get("t", []):
+        kind = track.get("m", {}).get("kind")
+        if track.get("tt") == TEXT and (kind == "title" or (kind == "captions" and track["m"].get("burn", True))):
+            return "the draft burns text into the picture"
+    return None
+
+
+def index_reason(index: VideoIndex) -> str | None:
+    """Why a source with ``index`` cannot be spliced; None when it can be."""
+    if index.codec != "h264":
+        return f"the source's video is {index.codec}, not H.264"
+    if index.pix_fmt != "yuv420p":
+        return f"the source's pixels are {index.pix_fmt}, not 8-bit 4:2:0"
+    if index.profile not in X264_PROFILES:
+        return f"the source's H.264 profile is {index.profile or 'unknown'}"
+    if index.problems:
+        return f"the source cannot be spliced: {index.problems[0]}"
+    if len(index.idr_frames) < 2:
+        return "the source has fewer than two IDR frames"
+    if index.reorder > LARGEST_REORDER:
+        return f"the source's frames are reordered by {index.reorder} (more than {LARGEST_REORDER})"
+    return None
+
+
+def kept_frames(draft: Draft, media: MediaInfo, index: VideoIndex) -> list[tuple[int, int]]:
+    """The source frames ``[start, end)`` ``draft`` keeps (display indices, touching ranges
+    joined), computed as the full render's frame selection does."""
+    video = next(track for track in draft["t"] if track.get("tt") == VIDEO and track.get("sg"))
+    fps = float(draft.get("m", {}).get("fps") or index.fps)
+    ranges: list[tuple[int, int]] = []
+    for seg in video["sg"]:
+        if seg["e"] <= seg["s"]:
+            continue
+        start = round(seg["s"] / 1000 * fps)
+        to_end = seg["e"] >= media.duration * 1000 - 1
+        end = index.frames if to_end else max(start + 1, round(seg["e"] / 1000 * fps))
+        start, end = min(start, index.frames), min(end, index.frames)
+        if end <= start:
+            continue
+        if ranges and start <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
+        else:
+            ranges.append((start, end))
+    return ranges
+
+
+def copied_gops(ranges: Sequence[tuple[int, int]], idr_frames: Sequence[int], frames: int) -> list[int]:
+    """The GOPs (by IDR display index) lying wholly inside one of ``ranges``: a GOP runs
+    from one IDR to the next (the last to ``frames``)."""
+    out = []
+    starts = [start for start, _ in ranges]
+    for number, first in enumerate(idr_frames):
+        end = idr_frames[number + 1] if number + 1 < len(idr_frames) else frames
+        slot = bisect.bisect_right(starts, first) - 1
+        if slot >= 0 and end <= ranges[slot][1]:
+            out.append(first)
+    return out
+
+
+def plan_splice(
+    draft: Draft, media: MediaInfo, index: VideoIndex, *, preset: str, threads: int = 0
+) -> SmartPlan | str:
+    """The splice rendering ``draft`` from the source ``index`` describes, or why there is
+    none (a sentence for the job log)."""
+    reason = draft_reason(draft, media) or index_reason(index)
+    if reason is not None:
+        return reason
+    fps = float(draft.get("m", {}).get("fps") or 0)
+    if abs(fps - index.fps) > 0.001 * index.fps:
+        return f"the source's {index.fps:.3f} fps is rendered at {fps:.3f} fps"
+    ranges = kept_frames(draft, media, index)
+    if not ranges:
+        return "the draft keeps no frame"
+    gops = copied_gops(ranges, index.idr_frames, index.frames)
+    bounds = [*index.idr_frames, index.frames]
+    copied = sum(bounds[bounds.index(first) + 1] - first for first in gops)
+    kept = sum(end - start for start, end in ranges)
+    if kept - copied > MOST_REENCODED * kept:
+        return (f"{kept - copied} of {kept} frames would be re-encoded "
+                f"(more than {MOST_REENCODED:.0%}: the GOPs are long for these cuts)")
+    # x264 without B-pyramid delays decoding by one frame when it uses B-frames: use them
+    # only when the copied frames are delayed that much anyway.
+    bframes = 2 if index.reorder >= 1 and index.profile in ("Main", "High") else 0
+    delay = max(index.reorder, 1 if bframes else 0)
+    splice = SplicePlan(tuple(ranges), frozenset(gops), delay, bframes, SPLICE_CRF, preset, threads)
+    return SmartPlan(splice, copied, kept - copied)
+
+
+def timing_problems(times: OutputTimes, frames: int, fps: float) -> list[str]:
+    """What is wrong with a finished splice's timestamps: the frame count differs from the
+    plan's ``frames``, PTS repeat or leave gaps, DTS do not increase, a frame is shown before
+    it is decoded, or sound and picture lengths differ by more than a frame."""
+    problems = []
+    if len(times.pts) != frames:
+        problems.append(f"it has {len(times.pts)} frames, not {frames}")
+    if any(b <= a for a, b in zip(times.dts, times.dts[1:], strict=False)):
+        problems.append("its decode times do not increase")
+    if any(p < d for p, d in zip(times.pts, times.dts, strict=False)):
+        problems.append("a frame is shown before it is decoded")
+    shown = sorted(times.pts)
+    steps = {b - a for a, b in itertools.pairwise(shown)}
+    if len(steps) > 1 or 0 in steps:
+        problems.append("its frame times are not evenly spaced")
+    if times.audio_seconds is None:
+        problems.append("it has no sound")
+    elif abs(times.audio_seconds - frames / fps) > 1 / fps + 1e-3:
+        problems.append(f"its sound lasts {times.audio_seconds:.3f} s and its picture {frames / fps:.3f} s")
+    return problems
+
+
+def snap_to_idr(
+    kept: Sequence[tuple[float, float]],
+    speech: Sequence[tuple[float, float]],
+    idr_times: Sequence[float],
+    *,
+    longest_pause: float,
+    frame: float,
+) -> list[tuple[float, float]]:
+    """``kept`` (source seconds, a pause trim's ranges) with cut points moved onto IDR
+    frames where that stays inside the pause: an end moves later, a start earlier (so no
+    speech is lost), never into a word of ``speech``, never past the neighbouring range,
+    and never so far that more than ``longest_pause`` seconds of the pause stay in the
+    output. ``frame`` is one frame's length (an end lies just before the IDR frame).
+
+    The ends of a range then fall on GOP boundaries, so a splice copies those GOPs whole
+    instead of re-encoding up to the next IDR.
+    """
+    ordered = sorted(idr_times)
+    out = [list(span) for span in kept]
+    for number, span in enumerate(out):
+        start, end = span
+        # The pause around each end: from the speech before to the speech after.
+        before = max((b for a, b in speech if b <= start + 1e-9), default=None)
+        after = min((a for a, b in speech if a >= end - 1e-9), default=None)
+        if number > 0 and before is not None:
+            previous_end = out[number - 1][1]
+            kept_already = previous_end - _last_speech_end(speech, previous_end)
+            room = longest_pause - kept_already - (before_speech_gap := start_gap(speech, start))
+            candidate = _idr_in(ordered, start - max(0.0, room), start, latest=True)
+            low = max(previous_end, before)
+            if candidate is not None and candidate >= low - 1e-9 and before_speech_gap >= 0:
+                span[0] = candidate
+        if number + 1 < len(out) and after is not None:
+            next_start = out[number + 1][0]
+            kept_pause = (end - _last_speech_end(speech, end)) + start_gap(speech, next_start)
+            room = longest_pause - kept_pause
+            candidate = _idr_in(ordered, end, end + max(0.0, room), latest=False)
+            if candidate is not None and candidate <= min(next_start, after) + 1e-9:
+                span[1] = candidate
+    return _joined([(a, b) for a, b in out], frame)
+
+
+def _last_speech_end(speech: Sequence[tuple[float, float]], at: float) -> float:
+    """Where the speech before ``at`` ends (``at`` itself when there is none)."""
+    return max((b for a, b in speech if b <= at + 1e-9), default=at)
+
+
+def start_gap(speech: Sequence[tuple[float, float]], at: float) -> float:
+    """The silence kept between ``at`` (a range's start) and the speech that follows."""
+    following = min((a for a, b in speech if a >= at - 1e-9), default=at)
+    return max(0.0, following - at)
+
+
+def _idr_in(ordered: Sequence[float], low: float, high: float, *, latest: bool) -> float | None:
+    """The IDR time in ``[low, high]`` nearest the cut (the latest or the earliest)."""
+    left, right = bisect.bisect_left(ordered, low - 1e-9), bisect.bisect_right(ordered, high + 1e-9)
+    inside = ordered[left:right]
+    if not inside:
+        return None
+    return inside[-1] if latest else inside[0]
+
+
+def _joined(kept: Sequence[tuple[float, float]], frame: float) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in kept:
+        if out and a - out[-1][1] < frame - 1e-9:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
