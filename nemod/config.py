@@ -128,6 +128,7 @@ SCHEMA: dict[str, Any] = {
                 "preset": {"enum": ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]},
                 "crf": {"type": "integer", "minimum": 0, "maximum": 51},
                 "font": {"type": "string"},
+                "smart_cut": {"type": "boolean"},
             },
         },
         "notify": {
@@ -221,6 +222,9 @@ class EngineSettings:
     preset: str = "veryfast"
     crf: int = 23
     font: str | None = None
+    #: Render trim-only jobs of H.264 sources by copying whole GOPs and re-encoding only
+    #: around the cuts (verified, with a fallback to the full render); false: always re-encode.
+    smart_cut: bool = True
     #: Folder that relative paths in edits (background music) are resolved against: the
     #: config file's folder (None: the current directory).
     base_dir: Path | None = None

@@ -319,7 +319,7 @@ class LocalEngine:
         """Render ``draft`` by smart cutting when it is eligible and the result verifies:
         (the mux's ffmpeg result, what the log says about it); (None, why not) otherwise,
         leaving nothing at ``output``. Raises :class:`MediaError` when cancelled."""
-        reason = smartcut.draft_reason(draft, media)
+        reason = smartcut.draft_reason(draft, media) if self.settings.smart_cut else "engine.smart_cut is off"
         if reason is not None:
             return None, {"path": "full", "reason": reason}
         try:
@@ -333,20 +333,29 @@ class LocalEngine:
         facts: dict[str, Any] = {"frames_copied": planned.copied, "frames_encoded": planned.encoded}
         video = output.with_name(output.stem + ".picture.mp4")
         audio = output.with_name(output.stem + ".sound.m4a")
+        seconds: dict[str, float] = {}
+        clock = time.monotonic()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            seconds[name] = round(time.monotonic() - clock, 3)
+            clock = time.monotonic()
+
         try:
             ffmpeg.run(render_args(draft, RenderInputs({media.path.name: media}), audio,
                                    threads=self.settings.threads, audio_only=True),
                        duration=output_duration(draft, {media.path.name: media}),
                        on_progress=lambda f: progress("render", 0.15 * f), cancel=cancel)
+            lap("sound")
             done = splice.splice_video(media.path, planned.splice, video, index,
-                                       on_progress=lambda f: progress("render", 0.15 + 0.75 * f), cancel=cancel)
+                                       on_progress=lambda f: progress("render", 0.15 + 0.6 * f), cancel=cancel)
+            lap("splice")
             result = ffmpeg.run(mux_args(video, audio, output), cancel=cancel)
+            lap("mux")
             problems = smartcut.timing_problems(splice.output_times(output), planned.splice.frames, index.fps)
             if not problems:
-                checked = ffmpeg.run(decode_check_args(output), cancel=cancel)
-                if checked.log_tail.strip():
-                    problems.append(f"decoding it reports: {checked.log_tail.strip().splitlines()[0]}")
-            progress("render", 1.0)
+                problems = self._decode_problems(output, planned, index, progress, cancel)
+            lap("verify")
         except MediaError as exc:
             _check(cancel)
             problems = [str(exc)]
@@ -356,7 +365,8 @@ class LocalEngine:
         if problems:
             output.unlink(missing_ok=True)
             return None, {"path": "full", **facts, "reason": f"the smart cut failed verification: {problems[0]}"}
-        return result, {"path": "smart", "frames_copied": done.copied, "frames_encoded": done.encoded}
+        return result, {"path": "smart", "frames_copied": done.copied, "frames_encoded": done.encoded,
+                        "seconds": seconds}
 
     def _run(
         self, args: list[str], duration: float, progress: StepProgress, cancel: threading.Event | None
@@ -387,6 +397,22 @@ class LocalEngine:
         args = render_args(draft, RenderInputs({media.path.name: media}), output,
                            preset=self.settings.preset, crf=self.settings.crf, threads=self.settings.threads)
         return self._run(args, media.duration, progress, cancel)
+
+
+    def _decode_problems(self, output: Path, planned: smartcut.SmartPlan, index: splice.VideoIndex,
+                         progress: StepProgress, cancel: threading.Event | None) -> list[str]:
+        """What ffmpeg reports when decoding the sound of ``output`` and the parts of its
+        picture that are not the source's own packets (see :func:`smartcut.check_windows`)."""
+        runs = smartcut.output_runs(planned.splice, index.idr_frames, index.frames)
+        windows = smartcut.check_windows(runs, index.fps)
+        checks = [decode_check_args(output, stream="a")]
+        checks += [decode_check_args(output, start=start, duration=end - start) for start, end in windows]
+        for number, args in enumerate(checks):
+            checked = ffmpeg.run(args, cancel=cancel)
+            if checked.log_tail.strip():
+                return [f"decoding it reports: {checked.log_tail.strip().splitlines()[0]}"]
+            progress("render", 0.75 + 0.25 * (number + 1) / len(checks))
+        return []
 
 
 class LocalBackend:

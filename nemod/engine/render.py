@@ -290,9 +290,14 @@ def mux_args(video: Path, audio: Path, output: Path) -> list[str]:
             "-tag:v", "avc1", "-movflags", "+faststart", "-f", "mp4", str(output)]
 
 
-def decode_check_args(path: Path) -> list[str]:
-    """Decode all of ``path`` and discard it, logging errors only: a clean file logs nothing."""
-    return ["-v", "error", "-i", str(path), "-map", "0:v:0", "-map", "0:a:0", "-f", "null", "-"]
+def decode_check_args(path: Path, *, start: float | None = None, duration: float | None = None,
+                      stream: str = "v") -> list[str]:
+    """Decode ``path``'s first ``stream`` (``v`` or ``a``) — all of it, or ``duration``
+    seconds from the frame at ``start`` — and discard it, logging errors only: a clean file
+    logs nothing."""
+    window = [] if start is None else ["-ss", _number(max(0.0, start))]
+    window += [] if duration is None else ["-t", _number(duration)]
+    return ["-v", "error", *window, "-i", str(path), "-map", f"0:{stream}:0", "-f", "null", "-"]
 
 
 def output_duration(draft: Draft, media: Mapping[str, MediaInfo]) -> float:

@@ -151,6 +151,43 @@ def plan_splice(
     return SmartPlan(splice, copied, kept - copied)
 
 
+def output_runs(plan: SplicePlan, idr_frames: Sequence[int], frames: int) -> list[tuple[bool, int, int]]:
+    """The output as runs ``(copied, first frame, end frame)``: one run per copied GOP, and
+    one per stretch of consecutive re-encoded frames (one x264 session)."""
+    runs: list[tuple[bool, int, int]] = []
+    bounds = [*idr_frames, frames]
+    position = 0
+    for number, first in enumerate(idr_frames):
+        end = bounds[number + 1]
+        kept = sum(max(0, min(end, b) - max(first, a)) for a, b in plan.ranges)
+        if not kept:
+            continue
+        copied = first in plan.copied_gops
+        if not copied and runs and not runs[-1][0]:
+            runs[-1] = (False, runs[-1][1], position + kept)
+        else:
+            runs.append((copied, position, position + kept))
+        position += kept
+    return runs
+
+
+def check_windows(runs: Sequence[tuple[bool, int, int]], fps: float, *, gap: float = 1.0) -> list[tuple[float, float]]:
+    """The output spans (seconds) to decode in verification: each re-encoded run and the
+    copied GOP after it (where the source's parameter sets must take over again); spans less
+    than ``gap`` apart are joined. The other copied GOPs are the source's own packets."""
+    spans: list[tuple[float, float]] = []
+    for number, (copied, first, end) in enumerate(runs):
+        if copied:
+            continue
+        last = runs[number + 1][2] if number + 1 < len(runs) else end
+        start, stop = first / fps, last / fps
+        if spans and start - spans[-1][1] < gap:
+            spans[-1] = (spans[-1][0], stop)
+        else:
+            spans.append((start, stop))
+    return spans
+
+
 def timing_problems(times: OutputTimes, frames: int, fps: float) -> list[str]:
     """What is wrong with a finished splice's timestamps: the frame count differs from the
     plan's ``frames``, PTS repeat or leave gaps, DTS do not increase, a frame is shown before

@@ -322,8 +322,9 @@ def _splice(source: Path, plan: SplicePlan, output: Path, index: VideoIndex,
             if all(frame is None for frame in wanted):
                 return
             if encoder is None:
-                encoder = _Encoder(index, plan, stream.codec_context)
-            encoder.add(_decoded_gop(stream, gop), index, out_frame, writer)
+                encoder = _Encoder(index, plan)
+            needed = sum(frame is not None for frame in wanted)
+            encoder.add(_decoded_gop(stream, gop), needed, index, out_frame, writer)
 
         done = 0
         for packet in container.demux(stream):
@@ -350,21 +351,22 @@ def _shown(packet: av.Packet[Any], index: VideoIndex) -> int:
     return (int(packet.pts or 0) - index.first_pts) // index.frame_ticks
 
 
-def _decoded_gop(stream: av.video.stream.VideoStream, packets: list[av.Packet[Any]]) -> list[av.VideoFrame]:
-    """The frames of one closed GOP, decoded on their own, in display order."""
+def _decoded_gop(stream: av.video.stream.VideoStream, packets: list[av.Packet[Any]]) -> Iterator[av.VideoFrame]:
+    """The frames of one closed GOP, decoded on their own, in display order (as decoded:
+    never more than the decoder's reorder delay held at once)."""
     decoder = av.CodecContext.create("h264", "r")
     decoder.extradata = stream.codec_context.extradata
-    frames: list[av.VideoFrame] = []
     for packet in [*packets, None]:
-        frames += decoder.decode(packet)
-    return sorted(frames, key=lambda frame: int(frame.pts or 0))
+        for frame in decoder.decode(packet):
+            assert isinstance(frame, av.VideoFrame)
+            yield frame
 
 
 class _Encoder:
     """One libx264 session: consecutive re-encoded output frames, flushed before the next
     copied GOP so that its packets never interleave with copied ones."""
 
-    def __init__(self, index: VideoIndex, plan: SplicePlan, source: av.codec.context.CodecContext) -> None:
+    def __init__(self, index: VideoIndex, plan: SplicePlan) -> None:
         codec = av.CodecContext.create("libx264", "w")
         assert isinstance(codec, av.video.codeccontext.VideoCodecContext)
         codec.width, codec.height, codec.pix_fmt = index.width, index.height, index.pix_fmt
@@ -382,9 +384,13 @@ class _Encoder:
         self.codec = codec
         self.frames = 0
 
-    def add(self, frames: list[av.VideoFrame], index: VideoIndex,
+    def add(self, frames: Iterator[av.VideoFrame], needed: int, index: VideoIndex,
             out_frame: Callable[[int], int | None], writer: _Writer) -> None:
+        """Encode the kept ones of ``frames`` (one GOP's, in display order) at their output
+        positions; stop decoding once the ``needed`` kept frames are in."""
         for frame in frames:
+            if needed <= 0:
+                break
             target = out_frame((int(frame.pts or 0) - index.first_pts) // index.frame_ticks)
             if target is None:
                 continue
@@ -392,6 +398,7 @@ class _Encoder:
             frame.pict_type = av.video.frame.PictureType.NONE  # libx264 obeys decoded types otherwise
             self._write(self.codec.encode(frame), writer)
             self.frames += 1
+            needed -= 1
 
     def close(self, writer: _Writer) -> int:
         self._write(self.codec.encode(None), writer)
