@@ -45,6 +45,8 @@ from nemod.media.probe import MediaInfo, probe
 StepProgress = Callable[[str, float], None]
 #: How many probe results a LocalEngine remembers (a few jobs' sources).
 _PROBES_REMEMBERED = 16
+#: How many packet indexes (smart cutting) a LocalEngine remembers: a few KB per hour of video.
+_INDEXES_REMEMBERED = 4
 
 
 def _quiet(step: str, fraction: float) -> None:
@@ -84,6 +86,11 @@ def _probe_stat(path: str, inode: int, size: int, mtime_ns: int) -> MediaInfo:
     return _probe(Path(path))
 
 
+def _index_stat(path: str, inode: int, size: int, mtime_ns: int) -> splice.VideoIndex:
+    """:func:`splice.index_video` of ``path``; the file's identity and stat key a cache."""
+    return splice.index_video(Path(path))
+
+
 class LocalEngine:
     """The embedded editor. ``settings`` chooses the encoder preset, Whisper model, font, etc.
     The Whisper model is loaded once per engine, on the first job that needs captions."""
@@ -95,6 +102,8 @@ class LocalEngine:
         # few probes (keyed by path, inode, size and mtime, so a changed file is probed
         # again). Each probe also costs PyAV ~250 bytes that are never freed.
         self._probe_unchanged = functools.lru_cache(maxsize=_PROBES_REMEMBERED)(_probe_stat)
+        # Smart cutting indexes a source's packets when planning and again when rendering.
+        self._index_unchanged = functools.lru_cache(maxsize=_INDEXES_REMEMBERED)(_index_stat)
 
     def _probe(self, path: Path) -> MediaInfo:
         """:func:`_probe` ``path``, or its remembered result while the file is unchanged."""
@@ -133,11 +142,34 @@ class LocalEngine:
         progress("analyse", 1.0)
         try:
             draft = build_draft(plan, media, analysis)
+            if trim is not None and analysis.speech is not None:
+                cut_points = self._cut_points(draft, media)
+                if cut_points:
+                    draft = build_draft(plan, media, analysis, cut_points=cut_points)
         except ValueError as exc:
             raise PermanentJobError(str(exc)) from exc
         if timings:
             draft["m"]["analysis_seconds"] = {key: round(value, 3) for key, value in timings.items()}
         return draft
+
+    def _cut_points(self, draft: Draft, media: MediaInfo) -> list[float]:
+        """The IDR times (source seconds) of ``media`` when ``draft`` will be smart-cut; none
+        otherwise, so drafts that render in full are planned exactly as without smart cutting."""
+        if not self.settings.smart_cut or smartcut.draft_reason(draft, media) is not None:
+            return []
+        try:
+            index = self._index(media.path)
+        except (MediaError, OSError):
+            return []
+        if isinstance(smartcut.plan_splice(draft, media, index, preset=self.settings.preset), str):
+            return []
+        step = float(index.frame_ticks * index.time_base)
+        return [frame * step for frame in index.idr_frames]
+
+    def _index(self, path: Path) -> splice.VideoIndex:
+        """:func:`splice.index_video` of ``path``, remembered while the file is unchanged."""
+        info = path.stat()
+        return self._index_unchanged(str(path), info.st_ino, info.st_size, info.st_mtime_ns)
 
     def _analyse(
         self,
@@ -323,8 +355,8 @@ class LocalEngine:
         if reason is not None:
             return None, {"path": "full", "reason": reason}
         try:
-            index = splice.index_video(media.path)
-        except MediaError as exc:
+            index = self._index(media.path)
+        except (MediaError, OSError) as exc:
             return None, {"path": "full", "reason": str(exc)}
         planned = smartcut.plan_splice(draft, media, index, preset=self.settings.preset,
                                        threads=self.settings.threads)

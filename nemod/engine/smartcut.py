@@ -218,65 +218,53 @@ def snap_to_idr(
     longest_pause: float,
     frame: float,
 ) -> list[tuple[float, float]]:
-    """``kept`` (source seconds, a pause trim's ranges) with cut points moved onto IDR
-    frames where that stays inside the pause: an end moves later, a start earlier (so no
-    speech is lost), never into a word of ``speech``, never past the neighbouring range,
-    and never so far that more than ``longest_pause`` seconds of the pause stay in the
-    output. ``frame`` is one frame's length (an end lies just before the IDR frame).
+    """``kept`` (a pause trim's ranges, source seconds, in order) with cuts moved onto IDR
+    frames where the pause has room: at each join the end moves later and/or the next start
+    earlier, only outwards (no padding is lost, so never into a word of ``speech``), never
+    past the neighbouring range, and only while the silence kept at the join stays within
+    ``longest_pause`` (a pause the trim would have kept anyway). ``frame`` is one frame's
+    length: ranges that end up less than a frame apart are joined.
 
-    The ends of a range then fall on GOP boundaries, so a splice copies those GOPs whole
-    instead of re-encoding up to the next IDR.
+    An end on an IDR time keeps the frames before that IDR, so the GOP before it is copied
+    whole instead of re-encoded; a start on an IDR time starts a copied GOP.
     """
     ordered = sorted(idr_times)
     out = [list(span) for span in kept]
-    for number, span in enumerate(out):
-        start, end = span
-        # The pause around each end: from the speech before to the speech after.
-        before = max((b for a, b in speech if b <= start + 1e-9), default=None)
-        after = min((a for a, b in speech if a >= end - 1e-9), default=None)
-        if number > 0 and before is not None:
-            previous_end = out[number - 1][1]
-            kept_already = previous_end - _last_speech_end(speech, previous_end)
-            room = longest_pause - kept_already - (before_speech_gap := start_gap(speech, start))
-            candidate = _idr_in(ordered, start - max(0.0, room), start, latest=True)
-            low = max(previous_end, before)
-            if candidate is not None and candidate >= low - 1e-9 and before_speech_gap >= 0:
-                span[0] = candidate
-        if number + 1 < len(out) and after is not None:
-            next_start = out[number + 1][0]
-            kept_pause = (end - _last_speech_end(speech, end)) + start_gap(speech, next_start)
-            room = longest_pause - kept_pause
-            candidate = _idr_in(ordered, end, end + max(0.0, room), latest=False)
-            if candidate is not None and candidate <= min(next_start, after) + 1e-9:
-                span[1] = candidate
-    return _joined([(a, b) for a, b in out], frame)
-
-
-def _last_speech_end(speech: Sequence[tuple[float, float]], at: float) -> float:
-    """Where the speech before ``at`` ends (``at`` itself when there is none)."""
-    return max((b for a, b in speech if b <= at + 1e-9), default=at)
-
-
-def start_gap(speech: Sequence[tuple[float, float]], at: float) -> float:
-    """The silence kept between ``at`` (a range's start) and the speech that follows."""
-    following = min((a for a, b in speech if a >= at - 1e-9), default=at)
-    return max(0.0, following - at)
-
-
-def _idr_in(ordered: Sequence[float], low: float, high: float, *, latest: bool) -> float | None:
-    """The IDR time in ``[low, high]`` nearest the cut (the latest or the earliest)."""
-    left, right = bisect.bisect_left(ordered, low - 1e-9), bisect.bisect_right(ordered, high + 1e-9)
-    inside = ordered[left:right]
-    if not inside:
-        return None
-    return inside[-1] if latest else inside[0]
-
-
-def _joined(kept: Sequence[tuple[float, float]], frame: float) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in kept:
-        if out and a - out[-1][1] < frame - 1e-9:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
+    for number in range(len(out) - 1):
+        end, start = out[number][1], out[number + 1][0]
+        silence = (end - _speech_end_before(speech, end)) + (_speech_start_after(speech, start) - start)
+        room = longest_pause - silence
+        later = _first_in(ordered, end, min(start, end + room)) if room > 0 else None
+        if later is not None:
+            out[number][1] = later
+            room -= later - end
+        earlier = _last_in(ordered, max(out[number][1], start - room), start) if room > 0 else None
+        if earlier is not None:
+            out[number + 1][0] = earlier
+    joined: list[tuple[float, float]] = []
+    for a, b in out:
+        if joined and a - joined[-1][1] < frame - 1e-9:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], b))
         else:
-            out.append((a, b))
-    return out
+            joined.append((a, b))
+    return joined
+
+
+def _speech_end_before(speech: Sequence[tuple[float, float]], at: float) -> float:
+    """Where the last speech ending by ``at`` ends (``at`` when none does)."""
+    return max((b for _, b in speech if b <= at + 1e-9), default=at)
+
+
+def _speech_start_after(speech: Sequence[tuple[float, float]], at: float) -> float:
+    """Where the first speech starting from ``at`` starts (``at`` when none does)."""
+    return min((a for a, _ in speech if a >= at - 1e-9), default=at)
+
+
+def _first_in(ordered: Sequence[float], low: float, high: float) -> float | None:
+    position = bisect.bisect_left(ordered, low - 1e-9)
+    return ordered[position] if position < len(ordered) and ordered[position] <= high + 1e-9 else None
+
+
+def _last_in(ordered: Sequence[float], low: float, high: float) -> float | None:
+    position = bisect.bisect_right(ordered, high + 1e-9) - 1
+    return ordered[position] if position >= 0 and ordered[position] >= low - 1e-9 else None

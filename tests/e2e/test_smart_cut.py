@@ -10,6 +10,7 @@ a clean decode; awkward sources either do the same or fall back to the full rend
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,13 @@ import corpus
 import numpy as np
 import pytest
 
+from nemod.config import EngineSettings
+from nemod.edits import parse_edit
 from nemod.engine import smartcut
 from nemod.engine.local import LocalEngine
 from nemod.media import ffmpeg, splice
 from nemod.media.probe import probe
+from nemod.samples import Talk
 
 FPS = 30
 SECONDS = 12
@@ -201,3 +205,36 @@ def test_a_draft_that_changes_the_picture_is_not_smart_cut(engine: LocalEngine, 
     draft["m"]["fade"] = {"in": 0.5, "out": 0.0}
     result = engine.render(draft, {source.name: source}, folder / "faded", "faded")
     assert result.details["render_path"] == {"path": "full", "reason": "the draft fades the picture"}
+
+
+def test_pause_cuts_move_onto_idr_frames_so_fewer_frames_are_reencoded(
+    engine: LocalEngine, talk_clip: Talk, folder: Path
+) -> None:
+    source = folder / "talk-short-gops.mp4"
+    ffmpeg.run(["-y", "-i", str(talk_clip.path), "-c:v", "libx264", "-preset", "veryfast",
+                "-x264-params", "keyint=15:min-keyint=15:scenecut=0", "-c:a", "copy", str(source)])
+    plan = parse_edit("remove silence longer than 1 s with 0.2 s padding")
+    plain = LocalEngine(EngineSettings(preset="ultrafast", smart_cut=False))
+    unsnapped, snapped = plain.plan_draft(source, plan), engine.plan_draft(source, plan)
+    index = splice.index_video(source)
+    idr = {round(frame * 1000 / FPS) for frame in index.idr_frames}
+
+    def edges(draft: dict[str, Any]) -> list[int]:
+        segments = draft["t"][0]["sg"]
+        return [edge for seg in segments for edge in (seg["s"], seg["e"])][1:-1]  # the joins
+
+    on_idr = sum(edge in idr for edge in edges(snapped))
+    assert on_idr > sum(edge in idr for edge in edges(unsnapped))
+    assert on_idr >= len(edges(snapped)) // 2
+    kept = [(seg["s"] / 1000, seg["e"] / 1000) for seg in snapped["t"][0]["sg"]]
+    for a, b in talk_clip.speech:  # no speech lost, and no pause kept longer than 1 s
+        assert any(start <= a + 0.05 and b - 0.05 <= end for start, end in kept), (a, b)
+    for (_, end), (start, _) in itertools.pairwise(kept):
+        before = max(b for a, b in talk_clip.speech if b <= end + 0.05)
+        after = min(a for a, b in talk_clip.speech if a >= start - 0.05)
+        assert (end - before) + (after - start) <= 1.0 + 0.1
+    results = [engine.render(draft, {source.name: source}, folder / name, name)
+               for name, draft in (("unsnapped", unsnapped), ("snapped", snapped))]
+    paths = [result.details["render_path"] for result in results]
+    assert [path["path"] for path in paths] == ["smart", "smart"]
+    assert paths[1]["frames_encoded"] < paths[0]["frames_encoded"], paths
