@@ -172,6 +172,7 @@ def index_video(path: Path) -> VideoIndex:
                 problems.append("its sound does not start at time 0")
         pts: list[int] = []
         keys: list[bool] = []
+        interlaced: bool | None = None
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -179,11 +180,15 @@ def index_video(path: Path) -> VideoIndex:
                 if packet.pts is None or packet.is_discard or packet.pts < 0:
                     problems.append("it has frames without a time or hidden by an edit list")
                     break
+                if interlaced is None and len(pts) < 16:
+                    interlaced = _interlaced(context, packet)
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe and length_size == 4
                             and _IDR in _nal_types(bytes(packet), length_size))
         except av.error.FFmpegError as exc:
             raise MediaError(f"{path.name} cannot be read for smart cutting ({exc}).") from exc
+        if interlaced:
+            problems.append("its picture is interlaced")
         time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
         colour = {name: int(getattr(context, name, 0) or 0)
                   for name in ("color_range", "colorspace", "color_primaries", "color_trc")}
@@ -196,6 +201,13 @@ def index_video(path: Path) -> VideoIndex:
             frame_ticks=ticks, first_pts=first, frames=len(pts), idr_frames=idr, reorder=reorder,
             problems=tuple(dict.fromkeys(problems)),
         )
+
+
+def _interlaced(context: av.video.codeccontext.VideoCodecContext, packet: av.Packet[Any]) -> bool | None:
+    """Whether the first frame decoded from ``packet`` is interlaced (None: no frame yet)."""
+    for frame in context.decode(packet):
+        return bool(getattr(frame, "interlaced_frame", False))
+    return None
 
 
 def _grid(pts: list[int], idr: list[bool], problems: list[str]) -> tuple[int, int, tuple[int, ...], int]:

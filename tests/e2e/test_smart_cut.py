@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +173,7 @@ AWKWARD = {
     "vfr": ("keyint=30:scenecut=0", ",select='not(eq(mod(n\\,7)\\,3))'", ("-fps_mode", "vfr"), "variable frame rate"),
     "rotation": ("keyint=30:scenecut=0", "", ("-display_rotation", "90"), "rotated"),
     "start-time": ("keyint=30:scenecut=0", "", ("-output_ts_offset", "0.7"), "start at time 0"),
+    "interlaced": ("keyint=30:scenecut=0:interlaced=1", "", ("-flags", "+ildct+ilme"), "interlaced"),
 }
 
 
@@ -238,3 +243,32 @@ def test_pause_cuts_move_onto_idr_frames_so_fewer_frames_are_reencoded(
     paths = [result.details["render_path"] for result in results]
     assert [path["path"] for path in paths] == ["smart", "smart"]
     assert paths[1]["frames_encoded"] < paths[0]["frames_encoded"], paths
+
+
+@pytest.mark.parametrize("smart", [True, False])
+def test_the_job_log_says_which_render_ran(tmp_path: Path, smart: bool) -> None:
+    (tmp_path / "inbox").mkdir()
+    source = make_source(tmp_path / "inbox" / "lecture.mp4", ELIGIBLE["b-pyramid"])
+    (tmp_path / "nemod.yaml").write_text(textwrap.dedent(f"""\
+        state_dir: ./state
+        engine: {{preset: ultrafast, smart_cut: {'true' if smart else 'false'}}}
+        watch:
+          - path: ./inbox
+            output: ./outbox
+        rules:
+          - name: trim
+            match: {{extensions: [mp4]}}
+            edit: "cut the first 1.5 s, cut the last 2.2 s"
+        """))
+    result = subprocess.run([sys.executable, "-m", "nemod", "process", "-c", "nemod.yaml", str(source)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stderr
+    log = json.loads((tmp_path / "outbox" / "lecture.log.json").read_text())
+    if smart:
+        assert log["render_path"]["path"] == "smart"
+        assert log["render_path"]["frames_copied"] == 7 * FPS
+        assert log["render_path"]["frames_encoded"] == 15 + 24  # frames 45-59 and 270-293
+    else:
+        assert log["render_path"] == {"path": "full", "reason": "engine.smart_cut is off"}
+    output = tmp_path / "outbox" / "lecture.mp4"
+    assert corpus.frame_indices(output) == list(range(45, (SECONDS * FPS) - 66))
