@@ -91,6 +91,36 @@ def _index_stat(path: str, inode: int, size: int, mtime_ns: int) -> splice.Video
     return splice.index_video(Path(path))
 
 
+class _Background:
+    """``work(stop)`` running in a thread: :meth:`finish` waits for it (stopping it when
+    ``cancel`` is set) and re-raises what it raised; :meth:`abandon` stops it and waits."""
+
+    def __init__(self, work: Callable[[threading.Event], object]) -> None:
+        self.stop = threading.Event()
+        self.error: MediaError | None = None
+
+        def target() -> None:
+            try:
+                work(self.stop)
+            except MediaError as exc:  # handed to finish() in the caller's thread
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, name="smart-cut-sound", daemon=True)
+        self.thread.start()
+
+    def finish(self, cancel: threading.Event | None) -> None:
+        while self.thread.is_alive():
+            self.thread.join(0.2)
+            if cancel is not None and cancel.is_set():
+                self.stop.set()
+        if self.error is not None:
+            raise self.error
+
+    def abandon(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 class LocalEngine:
     """The embedded editor. ``settings`` chooses the encoder preset, Whisper model, font, etc.
     The Whisper model is loaded once per engine, on the first job that needs captions."""
@@ -374,14 +404,19 @@ class LocalEngine:
             clock = time.monotonic()
 
         try:
-            ffmpeg.run(render_args(draft, RenderInputs({media.path.name: media}), audio,
-                                   threads=self.settings.threads, audio_only=True),
-                       duration=output_duration(draft, {media.path.name: media}),
-                       on_progress=lambda f: progress("render", 0.15 * f), cancel=cancel)
-            lap("sound")
-            done = splice.splice_video(media.path, planned.splice, video, index,
-                                       on_progress=lambda f: progress("render", 0.15 + 0.6 * f), cancel=cancel)
+            # The sound (one ffmpeg, mostly one core) renders while the picture is spliced.
+            sound = _Background(lambda stop: ffmpeg.run(
+                render_args(draft, RenderInputs({media.path.name: media}), audio,
+                            threads=self.settings.threads, audio_only=True), cancel=stop))
+            try:
+                done = splice.splice_video(media.path, planned.splice, video, index,
+                                           on_progress=lambda f: progress("render", 0.75 * f), cancel=cancel)
+            except BaseException:
+                sound.abandon()
+                raise
             lap("splice")
+            sound.finish(cancel)
+            lap("sound_wait")
             result = ffmpeg.run(mux_args(video, audio, output), cancel=cancel)
             lap("mux")
             problems = smartcut.timing_problems(splice.output_times(output), planned.splice.frames, index.fps)

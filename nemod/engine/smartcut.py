@@ -171,15 +171,18 @@ def output_runs(plan: SplicePlan, idr_frames: Sequence[int], frames: int) -> lis
     return runs
 
 
-def check_windows(runs: Sequence[tuple[bool, int, int]], fps: float, *, gap: float = 1.0) -> list[tuple[float, float]]:
+def check_windows(
+    runs: Sequence[tuple[bool, int, int]], fps: float, *, into_copy: int = 3, gap: float = 1.0
+) -> list[tuple[float, float]]:
     """The output spans (seconds) to decode in verification: each re-encoded run and the
-    copied GOP after it (where the source's parameter sets must take over again); spans less
-    than ``gap`` apart are joined. The other copied GOPs are the source's own packets."""
+    first ``into_copy`` frames of the copied GOP after it (where the source's parameter
+    sets must take over again); spans less than ``gap`` apart are joined. The other copied
+    frames are the source's own packets."""
     spans: list[tuple[float, float]] = []
     for number, (copied, first, end) in enumerate(runs):
         if copied:
             continue
-        last = runs[number + 1][2] if number + 1 < len(runs) else end
+        last = min(runs[number + 1][2], end + into_copy) if number + 1 < len(runs) else end
         start, stop = first / fps, last / fps
         if spans and start - spans[-1][1] < gap:
             spans[-1] = (spans[-1][0], stop)

@@ -272,3 +272,18 @@ def test_the_job_log_says_which_render_ran(tmp_path: Path, smart: bool) -> None:
         assert log["render_path"] == {"path": "full", "reason": "engine.smart_cut is off"}
     output = tmp_path / "outbox" / "lecture.mp4"
     assert corpus.frame_indices(output) == list(range(45, (SECONDS * FPS) - 66))
+
+
+def test_a_splice_that_fails_verification_is_rendered_in_full(
+    engine: LocalEngine, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real fault: re-encoded runs reuse the source's parameter set id, so the copied
+    # frames after them are decoded with the wrong SPS/PPS.
+    monkeypatch.setattr(splice, "SPLICE_SPS_ID", 0)
+    source = make_source(folder / "clash.mp4", ELIGIBLE["b-pyramid"])
+    result = engine.render(draft_for(source), {source.name: source}, folder / "clash", "clash")
+    path = result.details["render_path"]
+    assert path["path"] == "full"
+    assert path["reason"].startswith("the smart cut failed verification: decoding it reports")
+    assert corpus.frame_indices(result.video) == expected_frames(SECONDS * FPS)
+    assert sorted(p.name for p in (folder / "clash").iterdir()) == ["clash.render.mp4"]
