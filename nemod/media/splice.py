@@ -77,8 +77,8 @@ class SplicePlan:
     copied_gops: frozenset[int]
     delay: int
     bframes: int
-    crf: int = 16
-    preset: str = "veryfast"
+    crf: int
+    preset: str
     threads: int = 0
 
     @property

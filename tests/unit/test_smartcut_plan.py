@@ -95,12 +95,12 @@ def test_too_many_reencoded_frames_fall_back() -> None:
 
 
 def test_runs_and_the_windows_verification_decodes() -> None:
-    plan = SplicePlan(((0, 60), (75, 120)), frozenset({0, 30, 90}), 2, 2)
+    plan = SplicePlan(((0, 60), (75, 120)), frozenset({0, 30, 90}), 2, 2, 16, "veryfast")
     runs = smartcut.output_runs(plan, (0, 30, 60, 90), 120)
     assert runs == [(True, 0, 30), (True, 30, 60), (False, 60, 75), (True, 75, 105)]
     assert smartcut.check_windows(runs, 30.0) == [(2.0, 78 / 30)]
     # Two re-encoded runs close together are decoded in one go.
-    plan = SplicePlan(((0, 40), (50, 120)), frozenset({0, 90}), 2, 2)
+    plan = SplicePlan(((0, 40), (50, 120)), frozenset({0, 90}), 2, 2, 16, "veryfast")
     runs = smartcut.output_runs(plan, (0, 30, 60, 90), 120)
     assert runs == [(True, 0, 30), (False, 30, 80), (True, 80, 110)]
     assert smartcut.check_windows(runs, 30.0) == [(1.0, 83 / 30)]
