@@ -97,12 +97,12 @@ class _Background:
 
     def __init__(self, work: Callable[[threading.Event], object]) -> None:
         self.stop = threading.Event()
-        self.error: MediaError | None = None
+        self.error: Exception | None = None
 
         def target() -> None:
             try:
                 work(self.stop)
-            except MediaError as exc:  # handed to finish() in the caller's thread
+            except Exception as exc:  # noqa: BLE001 - handed to finish() in the caller's thread
                 self.error = exc
 
         self.thread = threading.Thread(target=target, name="smart-cut-sound", daemon=True)
@@ -113,8 +113,10 @@ class _Background:
             self.thread.join(0.2)
             if cancel is not None and cancel.is_set():
                 self.stop.set()
-        if self.error is not None:
+        if isinstance(self.error, MediaError):
             raise self.error
+        if self.error is not None:
+            raise MediaError(f"the sound could not be rendered ({self.error}).") from self.error
 
     def abandon(self) -> None:
         self.stop.set()
@@ -355,7 +357,8 @@ class LocalEngine:
         if draft.get("m", {}).get("copy") and len(media) == 1:
             result = self._copy(next(iter(media.values())), output, progress, cancel)
         elif len(media) == 1:
-            result, path_details = self._smart(draft, next(iter(media.values())), output, progress, cancel)
+            result, path_details = self._smart(draft, next(iter(media.values())), self._music(draft, sources),
+                                               output, progress, cancel)
         if result is None:
             overlay, fonts_dir = self._overlay(draft, work_dir, stem)
             inputs = RenderInputs(media, self._music(draft, sources), overlay, fonts_dir)
@@ -376,9 +379,11 @@ class LocalEngine:
         return RenderResult(video=output, captions=captions, details=details)
 
     def _smart(
-        self, draft: Draft, media: MediaInfo, output: Path, progress: StepProgress, cancel: threading.Event | None
+        self, draft: Draft, media: MediaInfo, music: Mapping[str, Path], output: Path, progress: StepProgress,
+        cancel: threading.Event | None,
     ) -> tuple[ffmpeg.FfmpegResult | None, dict[str, Any]]:
-        """Render ``draft`` by smart cutting when it is eligible and the result verifies:
+        """Render ``draft`` (one source, ``media``; ``music`` files by name) by smart cutting
+        when it is eligible and the result verifies:
         (the mux's ffmpeg result, what the log says about it); (None, why not) otherwise,
         leaving nothing at ``output``. Raises :class:`MediaError` when cancelled."""
         reason = smartcut.draft_reason(draft, media) if self.settings.smart_cut else "engine.smart_cut is off"
@@ -404,10 +409,13 @@ class LocalEngine:
             clock = time.monotonic()
 
         try:
+            sound_args = render_args(draft, RenderInputs({media.path.name: media}, music), audio,
+                                     threads=self.settings.threads, audio_only=True)
+        except ValueError as exc:
+            return None, {"path": "full", "reason": f"its sound cannot be rendered alone: {exc}"}
+        try:
             # The sound (one ffmpeg, mostly one core) renders while the picture is spliced.
-            sound = _Background(lambda stop: ffmpeg.run(
-                render_args(draft, RenderInputs({media.path.name: media}), audio,
-                            threads=self.settings.threads, audio_only=True), cancel=stop))
+            sound = _Background(lambda stop: ffmpeg.run(sound_args, cancel=stop))
             try:
                 done = splice.splice_video(media.path, planned.splice, video, index,
                                            on_progress=lambda f: progress("render", 0.75 * f), cancel=cancel)
