@@ -431,15 +431,16 @@ class LocalEngine:
             if not problems:
                 problems = self._decode_problems(output, planned, index, progress, cancel)
             lap("verify")
-        except MediaError as exc:
+            failure = f"the smart cut failed verification: {problems[0]}" if problems else None
+        except Exception as exc:  # noqa: BLE001 - any failure of the fast path falls back to the full render
             _check(cancel)
-            problems = [str(exc)]
+            failure = f"the smart cut failed: {exc}"
         finally:
             video.unlink(missing_ok=True)
             audio.unlink(missing_ok=True)
-        if problems:
+        if failure is not None:
             output.unlink(missing_ok=True)
-            return None, {"path": "full", **facts, "reason": f"the smart cut failed verification: {problems[0]}"}
+            return None, {"path": "full", **facts, "reason": failure}
         return result, {"path": "smart", "frames_copied": done.copied, "frames_encoded": done.encoded,
                         "seconds": seconds}
 
