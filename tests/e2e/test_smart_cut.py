@@ -287,3 +287,13 @@ def test_a_splice_that_fails_verification_is_rendered_in_full(
     assert path["reason"].startswith("the smart cut failed verification: decoding it reports")
     assert corpus.frame_indices(result.video) == expected_frames(SECONDS * FPS)
     assert sorted(p.name for p in (folder / "clash").iterdir()) == ["clash.render.mp4"]
+
+
+def test_a_source_without_sound_is_smart_cut_with_a_silent_track(engine: LocalEngine, folder: Path) -> None:
+    loud = make_source(folder / "with-sound.mp4", ELIGIBLE["b-pyramid"])
+    source = folder / "silent.mp4"
+    ffmpeg.run(["-y", "-i", str(loud), "-an", "-c", "copy", str(source)])
+    result = engine.render(draft_for(source), {source.name: source}, folder / "silent", "silent")
+    assert result.details["render_path"]["path"] == "smart"
+    assert corpus.frame_indices(result.video) == expected_frames(SECONDS * FPS)
+    assert float(np.abs(sound(result.video)).max()) == 0.0
