@@ -122,6 +122,37 @@ def copied_gops(ranges: Sequence[tuple[int, int]], idr_frames: Sequence[int], fr
     return out
 
 
+def copied_heads(
+    ranges: Sequence[tuple[int, int]], idr_frames: Sequence[int], decode_order: Sequence[int]
+) -> dict[int, int]:
+    """GOPs whose kept frames are a leading run of their decode order (a range keeps the
+    GOP from its IDR and ends inside it; nothing later in the GOP is kept): IDR display
+    index → where the range ends. Those packets decode on their own — each refers only to
+    packets before it — so they are copied instead of re-encoded. With B-frames that holds
+    only where a range ends just after a reference frame; without B-frames, always."""
+    idr = set(idr_frames)
+    positions = [position for position, shown in enumerate(decode_order) if shown in idr]
+    gop_of = {decode_order[position]: number for number, position in enumerate(positions)}
+    bounds = sorted(idr)
+    heads: dict[int, int] = {}
+    for number, (start, end) in enumerate(ranges):
+        slot = bisect.bisect_right(bounds, end - 1) - 1
+        if slot < 0:
+            continue
+        first = bounds[slot]
+        following = bounds[slot + 1] if slot + 1 < len(bounds) else None
+        if following is None or end >= following or start > first:
+            continue  # the GOP is whole, or the range starts inside it
+        if number + 1 < len(ranges) and ranges[number + 1][0] < following:
+            continue  # the next range also keeps frames of this GOP
+        gop = gop_of[first]
+        stop = positions[gop + 1] if gop + 1 < len(positions) else len(decode_order)
+        leading = decode_order[positions[gop]:stop][: end - first]
+        if max(leading) == end - 1:
+            heads[first] = end
+    return heads
+
+
 def plan_splice(
     draft: Draft, media: MediaInfo, index: VideoIndex, *, preset: str, threads: int = 0
 ) -> SmartPlan | str:
@@ -136,9 +167,11 @@ def plan_splice(
     ranges = kept_frames(draft, media, index)
     if not ranges:
         return "the draft keeps no frame"
-    gops = copied_gops(ranges, index.idr_frames, index.frames)
     bounds = [*index.idr_frames, index.frames]
-    copied = sum(bounds[bounds.index(first) + 1] - first for first in gops)
+    gops = {first: bounds[bounds.index(first) + 1] for first in copied_gops(ranges, index.idr_frames, index.frames)}
+    if index.decode_order:
+        gops.update(copied_heads(ranges, index.idr_frames, index.decode_order))
+    copied = sum(end - first for first, end in gops.items())
     kept = sum(end - start for start, end in ranges)
     if kept - copied > MOST_REENCODED * kept:
         return (f"{kept - copied} of {kept} frames would be re-encoded "
@@ -147,7 +180,7 @@ def plan_splice(
     # only when the copied frames are delayed that much anyway.
     bframes = 2 if index.reorder >= 1 and index.profile in ("Main", "High") else 0
     delay = max(index.reorder, 1 if bframes else 0)
-    splice = SplicePlan(tuple(ranges), frozenset(gops), delay, bframes, SPLICE_CRF, preset, threads)
+    splice = SplicePlan(tuple(ranges), gops, delay, bframes, SPLICE_CRF, preset, threads)
     return SmartPlan(splice, copied, kept - copied)
 
 

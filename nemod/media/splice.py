@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -58,6 +58,8 @@ class VideoIndex:
     idr_frames: tuple[int, ...]
     reorder: int
     problems: tuple[str, ...] = ()
+    #: The display index of every frame in decode order.
+    decode_order: tuple[int, ...] = ()
 
     @property
     def fps(self) -> float:
@@ -68,13 +70,14 @@ class VideoIndex:
 @dataclass(frozen=True)
 class SplicePlan:
     """What to write: ``ranges`` are the kept source frames ``[start, end)`` (display
-    indices, in order); ``copied_gops`` the IDR display indices of the GOPs copied whole;
-    every other kept frame is re-encoded. ``delay`` is the decode delay (frames) the
+    indices, in order); ``copied_gops`` maps the IDR display index of each copied GOP to
+    where its copied frames end (the next IDR for a whole GOP; earlier for a GOP whose kept
+    frames are a prefix of its decode order); every other kept frame is re-encoded. ``delay`` is the decode delay (frames) the
     output's timestamps are built with; ``bframes`` is given to x264 (0 when the source has
     none, so its reorder delay cannot exceed the copied frames')."""
 
     ranges: tuple[tuple[int, int], ...]
-    copied_gops: frozenset[int]
+    copied_gops: Mapping[int, int]
     delay: int
     bframes: int
     crf: int
@@ -194,12 +197,13 @@ def index_video(path: Path) -> VideoIndex:
                   for name in ("color_range", "colorspace", "color_primaries", "color_trc")}
         sar = context.sample_aspect_ratio
         ticks, first, idr, reorder = _grid(pts, keys, problems)
+        decode_order = tuple((value - first) // ticks for value in pts) if ticks else ()
         return VideoIndex(
             codec=context.name, pix_fmt=str(context.pix_fmt or ""), profile=str(context.profile or ""),
             level=int(context.level or 0), width=context.width, height=context.height,
             sample_aspect=Fraction(sar) if sar else None, colour=colour, time_base=time_base,
             frame_ticks=ticks, first_pts=first, frames=len(pts), idr_frames=idr, reorder=reorder,
-            problems=tuple(dict.fromkeys(problems)),
+            problems=tuple(dict.fromkeys(problems)), decode_order=decode_order,
         )
 
 
@@ -312,7 +316,7 @@ def _splice(source: Path, plan: SplicePlan, output: Path, index: VideoIndex,
         encoder: _Encoder | None = None
         gop: list[av.Packet[Any]] = []
         gop_start = -1
-        copied = set(plan.copied_gops)
+        copied = dict(plan.copied_gops)
         idr = set(index.idr_frames)
 
         def finish_gop() -> None:
@@ -323,10 +327,14 @@ def _splice(source: Path, plan: SplicePlan, output: Path, index: VideoIndex,
                 if encoder is not None:
                     result.encoded += encoder.close(writer)
                     encoder = None
+                end = copied[gop_start]
                 for packet in gop:
-                    frame = out_frame(_shown(packet, index))
+                    shown = _shown(packet, index)
+                    if shown >= end:
+                        continue  # after a copied prefix: nothing of it is kept
+                    frame = out_frame(shown)
                     if frame is None:
-                        raise MediaError("smart cutting planned to copy a GOP that is not kept whole.")
+                        raise MediaError("smart cutting planned to copy frames that are not kept.")
                     writer.write(packet, frame)
                     result.copied += 1
                 return

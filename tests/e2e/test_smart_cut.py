@@ -132,9 +132,7 @@ def test_a_trim_only_draft_is_smart_cut_frame_exact(engine: LocalEngine, folder:
     # Copied frames are the source's own packets; re-encoded ones are close to the source.
     planned = smartcut.plan_splice(draft, probe(source), index, preset="ultrafast")
     assert isinstance(planned, smartcut.SmartPlan)
-    bounds = [*index.idr_frames, index.frames]
-    copied_frames = {frame for first in planned.splice.copied_gops
-                     for frame in range(first, bounds[bounds.index(first) + 1])}
+    copied_frames = {frame for first, end in planned.splice.copied_gops.items() for frame in range(first, end)}
     assert len(copied_frames) == path["frames_copied"]
     source_packets, output_packets = packets_by_frame(source), packets_by_frame(result.video)
     same = {shown[out] for out, digest in output_packets.items() if source_packets[shown[out]] == digest}
@@ -266,8 +264,11 @@ def test_the_job_log_says_which_render_ran(tmp_path: Path, smart: bool) -> None:
     log = json.loads((tmp_path / "outbox" / "lecture.log.json").read_text())
     if smart:
         assert log["render_path"]["path"] == "smart"
-        assert log["render_path"]["frames_copied"] == 7 * FPS
-        assert log["render_path"]["frames_encoded"] == 15 + 24  # frames 45-59 and 270-293
+        # Frames 45-293 kept: GOPs 60-269 copied whole, 45-59 re-encoded, 270-293 copied
+        # when they lead the GOP's decode order (x264's B-frame placement decides).
+        copied, encoded = log["render_path"]["frames_copied"], log["render_path"]["frames_encoded"]
+        assert copied + encoded == 249
+        assert 7 * FPS <= copied <= 7 * FPS + 24 and encoded >= 15
     else:
         assert log["render_path"] == {"path": "full", "reason": "engine.smart_cut is off"}
     output = tmp_path / "outbox" / "lecture.mp4"

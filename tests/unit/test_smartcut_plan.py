@@ -44,7 +44,7 @@ def test_a_plan_copies_whole_gops_and_reencodes_the_rest() -> None:
     planned = smartcut.plan_splice(draft([(0, 2000), (2500, 4000)]), media(), index(), preset="veryfast")
     assert isinstance(planned, smartcut.SmartPlan)
     assert planned.splice.ranges == ((0, 60), (75, 120))
-    assert planned.splice.copied_gops == {0, 30, 90}
+    assert planned.splice.copied_gops == {0: 30, 30: 60, 90: 120}
     assert (planned.copied, planned.encoded) == (90, 15)
     assert planned.splice.delay == 2 and planned.splice.bframes == 2
 
@@ -95,12 +95,12 @@ def test_too_many_reencoded_frames_fall_back() -> None:
 
 
 def test_runs_and_the_windows_verification_decodes() -> None:
-    plan = SplicePlan(((0, 60), (75, 120)), frozenset({0, 30, 90}), 2, 2, 16, "veryfast")
+    plan = SplicePlan(((0, 60), (75, 120)), {0: 30, 30: 60, 90: 120}, 2, 2, 16, "veryfast")
     runs = smartcut.output_runs(plan, (0, 30, 60, 90), 120)
     assert runs == [(True, 0, 30), (True, 30, 60), (False, 60, 75), (True, 75, 105)]
     assert smartcut.check_windows(runs, 30.0) == [(2.0, 78 / 30)]
     # Two re-encoded runs close together are decoded in one go.
-    plan = SplicePlan(((0, 40), (50, 120)), frozenset({0, 90}), 2, 2, 16, "veryfast")
+    plan = SplicePlan(((0, 40), (50, 120)), {0: 30, 90: 120}, 2, 2, 16, "veryfast")
     runs = smartcut.output_runs(plan, (0, 30, 60, 90), 120)
     assert runs == [(True, 0, 30), (False, 30, 80), (True, 80, 110)]
     assert smartcut.check_windows(runs, 30.0) == [(1.0, 83 / 30)]
@@ -164,3 +164,27 @@ def test_ranges_meeting_on_an_idr_join() -> None:
     kept = [(0.0, 4.2), (4.5, 10.0)]
     speech = [(0.0, 4.0), (4.7, 10.0)]
     assert smartcut.snap_to_idr(kept, speech, [4.49], longest_pause=1.0, frame=FRAME) == [(0.0, 10.0)]
+
+
+def test_a_range_ending_inside_a_gop_copies_its_decode_order_prefix() -> None:
+    idr = (0, 30, 60)
+    in_order = tuple(range(90))
+    assert smartcut.copied_heads([(0, 45)], idr, in_order) == {30: 45}
+    # With B-frames (decode order 30 33 31 32 36 34 35 …) only an end just after a
+    # reference frame leaves a prefix that decodes on its own.
+    gop = [30, 33, 31, 32, 36, 34, 35, *range(37, 60)]
+    with_b = (*range(30), *gop, *range(60, 90))
+    assert smartcut.copied_heads([(0, 34)], idr, with_b) == {30: 34}
+    assert smartcut.copied_heads([(0, 35)], idr, with_b) == {}
+    # Not when the range starts inside the GOP, or the next range keeps more of it.
+    assert smartcut.copied_heads([(35, 45)], idr, in_order) == {}
+    assert smartcut.copied_heads([(0, 45), (50, 90)], idr, in_order) == {}
+
+
+def test_a_source_without_b_frames_reencodes_only_range_starts() -> None:
+    order = tuple(range(120))
+    planned = smartcut.plan_splice(draft([(0, 1500), (2500, 4000)]), media(),
+                                   index(reorder=0, decode_order=order), preset="veryfast")
+    assert isinstance(planned, smartcut.SmartPlan)
+    assert planned.splice.copied_gops == {0: 30, 30: 45, 90: 120}
+    assert (planned.copied, planned.encoded) == (75, 15)
