@@ -376,6 +376,7 @@ def _decoded_gop(stream: av.video.stream.VideoStream, packets: list[av.Packet[An
     never more than the decoder's reorder delay held at once)."""
     decoder = av.CodecContext.create("h264", "r")
     decoder.extradata = stream.codec_context.extradata
+    decoder.thread_type = "AUTO"  # frame threads: decoding overlaps the encoder's work
     for packet in [*packets, None]:
         for frame in decoder.decode(packet):
             assert isinstance(frame, av.VideoFrame)
