@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain ffmpeg pass")
+    parser.add_argument("--no-full", action="store_true", help="skip the full render (smart cut's time and memory only)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="smartcut-bench-") as temp:
         folder = Path(temp)
@@ -130,6 +131,8 @@ def main() -> None:
                     ffmpeg.run(plain_args(source, kept, folder / "plain.mp4", options.preset))
                     times["plain"].append(time.monotonic() - started)
                     continue
+                if name == "full" and options.no_full:
+                    continue
                 figures = render(source, draft_file, folder / name, options.preset, name == "smart")
                 times[name].append(figures["seconds"])
                 memory[name] = max(memory.get(name, 0.0), figures["python_mb"], figures["ffmpeg_mb"])
@@ -141,7 +144,7 @@ def main() -> None:
             "kept_seconds": round(sum(b - a for a, b in kept), 1),
             "runs": {name: [round(v, 1) for v in values] for name, values in times.items() if values},
             "median_seconds": {name: round(value, 1) for name, value in medians.items()},
-            "full_over_smart": round(medians["full"] / medians["smart"], 2),
+            "full_over_smart": round(medians["full"] / medians["smart"], 2) if "full" in medians else None,
             "plain_over_smart": round(medians["plain"] / medians["smart"], 2) if "plain" in medians else None,
             "peak_memory_mb": {name: round(value) for name, value in memory.items()},
             "smart_path": last.get("smart"),
