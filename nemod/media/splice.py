@@ -13,7 +13,7 @@ import bisect
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,6 @@ class OutputTimes:
     video_seconds: float
     audio_seconds: float | None
     time_base: Fraction
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _nal_types(data: bytes, length_size: int = 4) -> Iterator[int]:
