@@ -162,6 +162,7 @@ def test_a_trim_only_draft_is_smart_cut_frame_exact(engine: LocalEngine, folder:
     times = splice.output_times(result.video)
     assert times.audio_seconds is not None
     assert abs(times.audio_seconds - len(expected) / FPS) <= 1 / FPS
+    assert smartcut.timing_problems(times, len(expected), FPS) == []  # PTS unique and even, DTS rising
     assert steps[-1] == 1.0 and steps == sorted(steps)
 
 
