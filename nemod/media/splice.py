@@ -143,6 +143,33 @@ def _annexb_nals(data: bytes) -> Iterator[bytes]:
             yield nal
 
 
+def _parameter_set_ids(avcc: bytes) -> set[int]:
+    """The SPS and PPS ids in an avcC record (empty when it cannot be read)."""
+    ids: set[int] = set()
+    try:
+        offset, count = 6, avcc[5] & 0x1F
+        for kind in ("sps", "pps"):
+            for _ in range(count):
+                size = int.from_bytes(avcc[offset:offset + 2], "big")
+                nal = avcc[offset + 2:offset + 2 + size].replace(b"\x00\x00\x03", b"\x00\x00")
+                ids.add(_exp_golomb(nal[4:] if kind == "sps" else nal[1:]))
+                offset += 2 + size
+            if kind == "sps":
+                count, offset = avcc[offset], offset + 1
+    except IndexError:
+        return set()
+    return ids
+
+
+def _exp_golomb(data: bytes) -> int:
+    """The unsigned Exp-Golomb number at the start of ``data``."""
+    bits = "".join(f"{byte:08b}" for byte in data[:8])
+    zeros = len(bits) - len(bits.lstrip("0"))
+    if 2 * zeros + 1 > len(bits):
+        raise IndexError("an Exp-Golomb number longer than the data")
+    return int(bits[zeros:2 * zeros + 1], 2) - 1
+
+
 def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
@@ -169,6 +196,8 @@ def index_video(path: Path) -> VideoIndex:
         length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 and extradata[0] == 1 else 0
         if context.name == "h264" and length_size != 4:
             problems.append("its H.264 is not stored with 4-byte NAL lengths (avcC)")
+        elif context.name == "h264" and SPLICE_SPS_ID in _parameter_set_ids(extradata):
+            problems.append(f"it already uses parameter set id {SPLICE_SPS_ID}")
         for audio in container.streams.audio:
             if audio.start_time and audio.time_base and abs(float(audio.start_time * audio.time_base)) > 0.001:
                 problems.append("its sound does not start at time 0")

@@ -173,6 +173,7 @@ AWKWARD = {
     "rotation": ("keyint=30:scenecut=0", "", ("-display_rotation", "90"), "rotated"),
     "start-time": ("keyint=30:scenecut=0", "", ("-output_ts_offset", "0.7"), "start at time 0"),
     "interlaced": ("keyint=30:scenecut=0:interlaced=1", "", ("-flags", "+ildct+ilme"), "interlaced"),
+    "sps-id-3": ("keyint=30:min-keyint=30:scenecut=0:sps-id=3", "", (), "parameter set id 3"),
 }
 
 
