@@ -135,7 +135,8 @@ def main() -> None:
                     continue
                 figures = render(source, draft_file, folder / name, options.preset, name == "smart")
                 times[name].append(figures["seconds"])
-                memory[name] = max(memory.get(name, 0.0), figures["python_mb"], figures["ffmpeg_mb"])
+                memory[f"{name}_python"] = max(memory.get(f"{name}_python", 0.0), figures["python_mb"])
+                memory[f"{name}_ffmpeg"] = max(memory.get(f"{name}_ffmpeg", 0.0), figures["ffmpeg_mb"])
                 last[name] = figures["path"]
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items() if v), flush=True)
         medians = {name: statistics.median(values) for name, values in times.items() if values}
