@@ -281,8 +281,10 @@ def test_a_splice_that_fails_verification_is_rendered_in_full(
     engine: LocalEngine, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A real fault: re-encoded runs reuse the source's parameter set id, so the copied
-    # frames after them are decoded with the wrong SPS/PPS.
+    # frames after them are decoded with the wrong SPS/PPS. (The index refuses such a
+    # source up front; that check is bypassed here to prove verification catches it too.)
     monkeypatch.setattr(splice, "SPLICE_SPS_ID", 0)
+    monkeypatch.setattr(splice, "_parameter_set_ids", lambda avcc: set())
     source = make_source(folder / "clash.mp4", ELIGIBLE["b-pyramid"])
     result = engine.render(draft_for(source), {source.name: source}, folder / "clash", "clash")
     path = result.details["render_path"]
