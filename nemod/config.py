@@ -157,6 +157,7 @@ SCHEMA: dict[str, Any] = {
                 "preset": {"enum": ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]},
                 "crf": {"type": "integer", "minimum": 0, "maximum": 51},
                 "font": {"type": "string"},
+                "smart_cut": {"type": "boolean"},
             },
         },
         "notify": {
@@ -309,6 +310,9 @@ class EngineSettings:
     #: Where a split model (``base``) is reassembled: ``state_dir/models`` from a config
     #: file; None: the user cache (``nemod.engine.models.user_cache``).
     model_cache: Path | None = None
+    #: Render trim-only jobs of H.264 sources by copying whole GOPs and re-encoding only
+    #: around the cuts (verified, with a fallback to the full render); false: always re-encode.
+    smart_cut: bool = True
     #: Folder that relative paths in edits (background music) are resolved against: the
     #: config file's folder (None: the current directory).
     base_dir: Path | None = None

@@ -167,7 +167,7 @@ def _source_branches(shape: _Shape, inputs: RenderInputs) -> list[str]:
     return graph
 
 
-def _segments(shape: _Shape, inputs: RenderInputs) -> tuple[list[str], float]:
+def _segments(shape: _Shape, inputs: RenderInputs, *, picture: bool = True) -> tuple[list[str], float]:
     """The kept ranges cut on frame boundaries and joined into ``[vcat][acat]``, each range's
     sound faded in and out by :data:`JOIN_FADE`; returns the graph lines and the joined
     length in seconds (before any speed change)."""
@@ -204,7 +204,8 @@ def _segments(shape: _Shape, inputs: RenderInputs) -> tuple[list[str], float]:
     if shape.single:
         selection = "+".join(selections)
         picked = "" if selection == "1" else f"select='{selection}',setpts=N/FRAME_RATE/TB,"
-        graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")
+        if picture:
+            graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")
         if len(audio_pieces) > 1:
             graph.append(f"{''.join(audio_pieces)}concat=n={len(audio_pieces)}:v=0:a=1[acat]")
         else:
@@ -298,10 +299,10 @@ def _sound(draft: Draft, shape: _Shape, inputs: RenderInputs, duration: float) -
 
 
 def _encoder_args(shape: _Shape, duration: float, output: Path, *, preset: str, crf: int,
-                  threads: int) -> list[str]:
-    """libx264 on the draft's frame rate and AAC at :data:`SAMPLE_RATE`, cut to ``duration``,
-    into an MP4 with the index first (``+faststart``)."""
-    args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-r", _number(shape.fps)]
+                  threads: int, picture: bool = True) -> list[str]:
+    """libx264 on the draft's frame rate (unless not ``picture``) and AAC at
+    :data:`SAMPLE_RATE`, cut to ``duration``, into an MP4 with the index first (``+faststart``)."""
+    args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-r", _number(shape.fps)] if picture else []
     if threads:
         args += ["-threads", str(threads)]
     args += ["-c:a", "aac", "-b:a", "160k", "-ar", str(SAMPLE_RATE), "-t", _number(duration)]
@@ -316,24 +317,49 @@ def render_args(
     preset: str = EngineSettings.preset,
     crf: int = EngineSettings.crf,
     threads: int = 0,
+    audio_only: bool = False,
 ) -> list[str]:
     """Return ffmpeg arguments (without the executable) rendering ``draft`` to ``output``:
     inputs, then one graph of segments → picture and sound, then the encoders.
 
+    With ``audio_only`` only the sound is rendered (an M4A: what a smart cut muxes with its
+    spliced picture), from the same graph, so it is cut on the same frame times.
     Raises ValueError when the draft has no video segments or names a source (or music)
-    missing from ``inputs``.
+    missing from ``inputs``, or asks for ``audio_only`` on a draft that is not one source
+    in order.
     """
     shape = _shape(draft, inputs)
-    graph, total = _segments(shape, inputs)
+    if audio_only and not shape.single:
+        raise ValueError("only the sound of one source cut in order can be rendered alone")
+    graph, total = _segments(shape, inputs, picture=not audio_only)
     duration = total / shape.speed
-    graph.append(_picture(shape, inputs, duration))
+    if not audio_only:
+        graph.append(_picture(shape, inputs, duration))
     sound, music_args = _sound(draft, shape, inputs, duration)
     graph += sound
+    maps = ["-map", "[aout]", "-vn"] if audio_only else ["-map", "[vout]", "-map", "[aout]"]
     return [
-        "-y", *_input_args(shape, inputs), *music_args,
-        "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
-        *_encoder_args(shape, duration, output, preset=preset, crf=crf, threads=threads),
+        "-y", *_input_args(shape, inputs), *music_args, "-filter_complex", ";".join(graph), *maps,
+        *_encoder_args(shape, duration, output, preset=preset, crf=crf, threads=threads,
+                       picture=not audio_only),
     ]
+
+
+def mux_args(video: Path, audio: Path, output: Path) -> list[str]:
+    """Join a spliced picture (``video``, MP4) and its rendered sound (``audio``, M4A) into
+    ``output`` without re-encoding: ``avc1``, ``+faststart``."""
+    return ["-y", "-i", str(video), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+            "-tag:v", "avc1", "-movflags", "+faststart", "-f", "mp4", str(output)]
+
+
+def decode_check_args(path: Path, *, start: float | None = None, duration: float | None = None,
+                      stream: str = "v") -> list[str]:
+    """Decode ``path``'s first ``stream`` (``v`` or ``a``) — all of it, or ``duration``
+    seconds from the frame at ``start`` — and discard it, logging errors only: a clean file
+    logs nothing."""
+    window = [] if start is None else ["-ss", _number(max(0.0, start))]
+    window += [] if duration is None else ["-t", _number(duration)]
+    return ["-v", "error", *window, "-i", str(path), "-map", f"0:{stream}:0", "-f", "null", "-"]
 
 
 def output_duration(draft: Draft, media: Mapping[str, MediaInfo]) -> float:

@@ -44,6 +44,7 @@ from nemod.edits import (
 from nemod.engine import captions as caption_rules
 from nemod.engine.captions import Word
 from nemod.engine.pauses import Evidence, explain_cuts, onset_fitted, protect
+from nemod.engine.smartcut import snap_to_idr
 from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
 
@@ -128,11 +129,16 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) -> Draft:
+def build_draft(
+    plan: Plan, media: MediaInfo, analysis: Analysis | None = None, *, cut_points: Sequence[float] = ()
+) -> Draft:
     """Build the draft carrying out ``plan`` on ``media``.
 
     ``analysis`` holds speech and words (source time) when the plan trims pauses or adds
     captions; without it (e.g. ``nemod explain`` on a plan with neither) nothing is cut.
+    ``cut_points`` are source times where a cut costs no re-encoding (the IDR frames of a
+    source that will be smart-cut): pause cuts move onto them where the pause has room
+    (:func:`nemod.engine.smartcut.snap_to_idr`).
     Raises ValueError when ``keep``/``cut`` leave nothing of the source.
     """
     analysis = analysis or Analysis()
@@ -160,6 +166,8 @@ def build_draft(plan: Plan, media: MediaInfo, analysis: Analysis | None = None) 
         # A cut never lands inside a word Whisper heard, when the job transcribes anyway.
         speech = protect(analysis.speech, [(w.start, w.end) for w in analysis.words or ()])
         kept, cuts = kept_ranges(speech, window, min_pause=trim.min_pause, padding=trim.padding)
+        if cut_points:
+            kept = snap_to_idr(kept, speech, cut_points, longest_pause=trim.min_pause, frame=1 / fps)
     # Cut on frame boundaries, outwards (a frame is never taken from speech): the renderer
     # cuts picture and sound at the same frame times, and captions retimed here then match
     # the rendered joins exactly (no drift over many cuts).
