@@ -118,12 +118,17 @@ def overview(data: Overview, csrf: str, message: str | None = None) -> str:
         parts.append(f"<p class=bad>Store unreadable: {_e(snap.store_error or '')}</p>")
     parts.append('<ul class=counts id=counts>' + "".join(
         f'<li class="{_e(s)}"><b>{snap.counts.get(s, 0)}</b> {_e(s)}</li>' for s in STATES) + "</ul>")
+    if snap.host_id:
+        hosts = sorted({snap.host_id, *(j.host for j in snap.running if j.host)})
+        parts.append(f"<p class=hosts id=hosts>This page: host {_e(snap.host_id)}"
+                     + (f" (store {_e(snap.store_name)})" if snap.store_name else "")
+                     + (f"; jobs running on {_e(', '.join(hosts))}" if snap.running else "") + "</p>")
     credits = daemon.credits or {}
     if credits.get("balance") is not None:
         parts.append(f"<p>Credits: {_e(credits['balance'])}</p>")
     parts.append("<h2>Running</h2>" + _table(
-        ("file", "rule", "progress", "attempt"),
-        [(_job_link(j), _e(j.rule), _progress(j), _e(j.attempts)) for j in snap.running],
+        ("file", "rule", "progress", "attempt", "host"),
+        [(_job_link(j), _e(j.rule), _progress(j), _e(j.attempts), _e(j.host or "")) for j in snap.running],
         body_id="running"))
     parts.append("<h2>Queue</h2>" + _table(
         ("#", "file", "rule", "state", "starts", "why"),
@@ -198,7 +203,7 @@ def job_page(detail: JobDetail, csrf: str, message: str | None = None) -> str:
         ("instruction", _e(detail.instruction or "-")), ("backend", _e(detail.backend or "-")),
         ("state", f'<span id=state class="state {_e(state)}">{_e(job.label)}</span>'),
         ("progress", f'<span id=progress>{_progress(_as_line(job)) if state == "running" else "-"}</span>'),
-        ("attempts", _e(job.attempts)), ("found", _e(when(job.created_at))),
+        ("attempts", _e(job.attempts)), ("host", _e(job.host or "-")), ("found", _e(when(job.created_at))),
         ("updated", _e(when(job.updated_at))), ("finished", _e(when(job.finished_at))),
     ]
     parts = [_flash(message), "<dl class=facts>" + "".join(
@@ -310,7 +315,7 @@ def line_json(job: JobLine) -> dict[str, Any]:
     """A job line for the live-update script."""
     return {"id": job.id, "file": job.source, "rule": job.rule, "state": job.state, "step": job.step,
             "progress": job.progress, "attempts": job.attempts, "reason": job.reason,
-            "not_before": job.not_before}
+            "not_before": job.not_before, "host": job.host}
 
 
 def overview_json(data: Overview) -> dict[str, Any]:

@@ -45,6 +45,18 @@ def test_overview_escapes_names_rules_folders_and_reasons() -> None:
     assert "Resume" in page  # the folder is paused
 
 
+def test_overview_names_this_host_and_the_hosts_running_jobs() -> None:
+    snapshot = StatusSnapshot(
+        taken_at=0.0, daemon=_daemon(), counts={"running": 2}, folders=(),
+        running=(_line(host="rig-1"), _line(id="8", host="<worker>")), queue=(), failures=(),
+        host_id="rig-1", store_name="postgresql://nemod:***@nas/nemod",
+    )
+    page = views.overview(Overview(snapshot), "tok")
+    assert "This page: host rig-1 (store postgresql://nemod:***@nas/nemod)" in page
+    assert "jobs running on &lt;worker&gt;, rig-1" in page and "<worker>" not in page
+    assert [line["host"] for line in views.overview_json(Overview(snapshot))["running"]] == ["rig-1", "<worker>"]
+
+
 def test_jobs_list_and_job_page_escape_and_offer_the_right_actions() -> None:
     listing = views.jobs_list(JobPage((_line(state="failed"),), 7), JobFilter(search='"><x>'), ["<folder>"],
                               ["<rule>"], "tok")

@@ -85,7 +85,7 @@
       if (folder) span.textContent = folder.counts[span.dataset.state] || 0;
     });
     fill("running", data.running, function (j) {
-      return [link(j), j.rule, progress(j), String(j.attempts)];
+      return [link(j), j.rule, progress(j), String(j.attempts), j.host || ""];
     }, "nothing");
     fill("queue", data.queue, function (j, i) {
       const later = j.not_before && j.not_before > data.taken_at;
