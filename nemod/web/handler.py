@@ -32,6 +32,11 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 #: Sent with an output file opened directly (the picture's own styles are inline).
 FILE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; media-src 'self'; sandbox"
 
+#: Host names a dashboard that needs no login answers to. Any other ``Host`` is refused:
+#: a web page whose own name was made to resolve to 127.0.0.1 (DNS rebinding) must not
+#: read or drive an open dashboard.
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
 #: The largest form body read (the dashboard's forms are a few fields).
 MAX_FORM_BYTES = 64 * 1024
 #: Request path → (file in nemod/web/static, content type).
@@ -162,6 +167,30 @@ class DashboardHandler(BaseHTTPRequestHandler):
 
     # --- methods ---------------------------------------------------------------------------
 
+    def _host_refused(self) -> bool:
+        """Answer 421 and return True when no login is required and the request names a host
+        other than loopback (see :data:`LOOPBACK_NAMES`)."""
+        if self.dashboard.gate.required:
+            return False
+        name = urlsplit(f"//{self.headers.get('Host', '')}").hostname or ""
+        if name in LOOPBACK_NAMES:
+            return False
+        log.warning("dashboard_host_refused", host=name[:100])
+        self._guarded(lambda: Answer(HTTPStatus.MISDIRECTED_REQUEST, b"refused: this dashboard answers "
+                                     b"only to 127.0.0.1 or localhost unless status_auth is set\n",
+                                     headers={"Connection": "close"}))  # its body, if any, is unread
+        return True
+
+    def _content_length(self) -> int | None:
+        """The request body's length, or None (after answering 400) when the header is not a
+        non-negative whole number."""
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            self._guarded(lambda: Answer(HTTPStatus.BAD_REQUEST, b"bad Content-Length\n",
+                                         headers={"Connection": "close"}))
+            return None
+        return int(text)
+
     def do_GET(self) -> None:
         self._get(head=False)
 
@@ -169,6 +198,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
         self._get(head=True)
 
     def _get(self, *, head: bool) -> None:
+        if self._host_refused():
+            return
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -194,11 +225,15 @@ class DashboardHandler(BaseHTTPRequestHandler):
         self._guarded(lambda: self.dashboard.get(path, query, session or ""), head, new_cookie)
 
     def do_POST(self) -> None:
+        if self._host_refused():
+            return
         path = unquote(urlsplit(self.path).path)
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
+        if length is None:
+            return
         if length > MAX_FORM_BYTES:
-            self._guarded(lambda: Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"form too large\n"))
-            self.close_connection = True
+            self._guarded(lambda: Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"form too large\n",
+                                         headers={"Connection": "close"}))
             return
         raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         form = {k: v[0] for k, v in parse_qs(raw).items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -214,6 +215,27 @@ def test_posts_without_the_right_csrf_token_change_nothing(site: Site) -> None:
     assert site.http.post(f"/jobs/{job_id}/forget", data={"csrf": other_site["csrf"]},
                           headers={"Origin": other_site["Origin"]}).status_code == 403
     assert site.http.get(f"/jobs/{job_id}/forget").status_code == 404  # GET never acts
+    assert site.store.get(job_id) is not None
+
+
+def test_an_open_dashboard_answers_only_to_loopback_names(site: Site) -> None:
+    """DNS rebinding: a page from evil.example whose name now resolves to 127.0.0.1 sends
+    ``Host: evil.example``; with no login configured it gets nothing and can do nothing."""
+    site.backend.gate.set()
+    (site.inbox / "a.mp4").write_bytes(b"a")
+    site.drive(lambda: site.store.counts()[JobState.DONE] == 1)
+    job_id = site.store.jobs()[0].id
+    token = site.csrf()
+    for path in ("/", f"/jobs/{job_id}", f"/jobs/{job_id}/files/.mp4", "/api/overview"):
+        answer = site.http.get(path, headers={"Host": f"evil.example:{site.server.port}"})
+        assert answer.status_code == 421 and answer.text.startswith("refused"), path
+    refused = site.http.post(f"/jobs/{job_id}/forget", data={"csrf": token},
+                             headers={"Host": f"evil.example:{site.server.port}"})
+    assert refused.status_code == 421 and site.store.get(job_id) is not None
+    assert site.http.get("/", headers={"Host": f"localhost:{site.server.port}"}).status_code == 200
+    with socket.create_connection(("127.0.0.1", site.server.port), timeout=5) as raw:  # httpx won't send it
+        raw.sendall(f"POST /jobs/{job_id}/forget HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n".encode())
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
     assert site.store.get(job_id) is not None
 
 
