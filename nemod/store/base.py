@@ -22,11 +22,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from nemod.errors import LeaseLostError
 
@@ -281,9 +281,6 @@ class JobStore(Protocol):
         """Release connections."""
 
 
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
 def like_pattern(search: str) -> str:
     """A ``LIKE … ESCAPE '\\'`` pattern matching any text that contains ``search``
     (``%``, ``_`` and the backslash escaped, so they match only themselves)."""
@@ -305,9 +302,27 @@ def page_filters(
     return {name: value for name, value in given.items() if value is not None}
 
 
+#: Connection-string query parameters that carry secrets (libpq's names).
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile"})
+
+
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs, status and errors)."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """``url`` with every secret replaced by ``***`` (for logs, status and errors): the
+    password of ``user:password@host`` (up to the last ``@``, as libpq reads it) and
+    ``password=``-style query parameters. Text that is not a URL comes back unchanged."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, host = netloc.rsplit("@", 1)
+        if ":" in credentials:
+            credentials = credentials.split(":", 1)[0] + ":***"
+        netloc = f"{credentials}@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() in _SECRET_PARAMETERS else f"{name}={value}" if value or "=" in pair else name
+        for pair in parts.query.split("&") if pair
+        for name, _, value in [pair.partition("=")]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def fingerprint(path: Path, size: int | None = None, mtime: float | None = None) -> str:

@@ -57,3 +57,14 @@ def test_cloud_jobs_on_a_shared_store_need_one_account(tmp_path: Path) -> None:
         check_shared_account(shared, {})
     check_shared_account(shared, {"NEMO_TOKEN": "nmv_usr_x"})
     check_shared_account(load(write(tmp_path, "backend: cloud\n")), {})  # one host: anonymous is fine
+
+
+def test_every_form_of_store_password_is_redacted() -> None:
+    from nemod.store.base import redact_url
+
+    assert redact_url("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("postgresql://u:p@ss@h/db") == "postgresql://u:***@h/db"  # libpq splits at the last @
+    assert redact_url("postgresql://u@h/db?sslmode=require&password=secret") == (
+        "postgresql://u@h/db?sslmode=require&password=***")
+    assert redact_url("postgresql://u@h/db?PassFile=/x&sslpassword=k") == "postgresql://u@h/db?PassFile=***&sslpassword=***"
+    assert redact_url("postgresql://h/db") == "postgresql://h/db"
