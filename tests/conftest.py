@@ -3,13 +3,13 @@ test clip, a running ``nemod serve`` and the PostgreSQL cluster (``support/pgclu
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import missing_tool
 from support.pgcluster import PgCluster, find_binaries
 from support.serve import make_server
 
@@ -78,9 +78,7 @@ def pg_cluster() -> Iterator[PgCluster]:
     Debian's ``postgresql``, so missing binaries are a failure there, never a skip."""
     binaries = find_binaries()
     if binaries is None:
-        if os.geteuid() != 0:
-            pytest.skip("no PostgreSQL binaries (install Debian's postgresql, or run scripts/setup as root)")
-        pytest.fail("no PostgreSQL binaries under /usr/lib/postgresql: run scripts/setup (as root it installs them)")
+        missing_tool("no PostgreSQL server binaries under /usr/lib/postgresql (Debian's postgresql)")
     cluster = PgCluster(binaries)
     cluster.start()
     try:

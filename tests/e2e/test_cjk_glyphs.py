@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from support import missing_tool
 
 from nemod.edits import Captions, Plan
 from nemod.engine.captions import Word
@@ -29,7 +30,11 @@ CHINESE = "欢迎大家"
 MISSING = "\ue000\ue001\ue002\ue003"
 OTHER_MISSING = "\ue010\ue011\ue012\ue013"
 
-pytestmark = pytest.mark.skipif(find_cjk_font() is None, reason="no CJK font (scripts/setup installs fonts-wqy-zenhei)")
+
+@pytest.fixture(autouse=True)
+def _tools_installed() -> None:
+    if find_cjk_font() is None:
+        missing_tool("no CJK font (Debian's fonts-wqy-zenhei)")
 
 
 @pytest.fixture(scope="module")

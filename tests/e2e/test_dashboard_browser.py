@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import missing_tool
 from support.browser import DaemonProcess, browser_missing, chromium, wait_for
 
 from nemod.samples import make_talk
 
-pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+
+@pytest.fixture(autouse=True)
+def _tools_installed() -> None:
+    if browser_missing() is not None:
+        missing_tool(str(browser_missing()))
 
 HOSTILE = "<img src=x onerror=alert(1)>.mp4"
 

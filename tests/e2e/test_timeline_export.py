@@ -17,6 +17,7 @@ from typing import Any
 import corpus
 import opentimelineio as otio
 import pytest
+from support import missing_tool
 
 from nemod import config as config_module
 from nemod.backends.base import JobContext
@@ -107,7 +108,7 @@ def test_melt_renders_the_kdenlive_project_to_the_frames_nemod_renders(
 ) -> None:
     melt = shutil.which("melt")
     if melt is None:
-        pytest.skip("melt is not installed (scripts/setup installs Debian's melt package when run as root)")
+        missing_tool("melt is not installed (Debian's melt package)")
     _, source = studio
     # The editor's path is this host's path here, so melt finds the media.
     project = tmp_path / "talk.kdenlive"
@@ -157,7 +158,7 @@ def _tone_and_rest(path: Path, frequency: float) -> tuple[float, float]:
 def test_melt_mixes_the_music_track_under_the_sound(studio: tuple[Config, Path], tmp_path: Path) -> None:
     melt = shutil.which("melt")
     if melt is None:
-        pytest.skip("melt is not installed (scripts/setup installs Debian's melt package when run as root)")
+        missing_tool("melt is not installed (Debian's melt package)")
     config, source = studio
     # The config's own engine settings: music is found beside the config file.
     outcome = run_job(config, LocalBackend(LocalEngine(config.engine)), source, tmp_path / "out", job_id="music1",
@@ -179,7 +180,7 @@ MLT_DTD = Path("/usr/share/mlt-7/xml/mlt-xml.dtd")
 
 def test_the_kdenlive_project_is_valid_mlt_xml(cut: dict[str, Path]) -> None:
     if not MLT_DTD.is_file():
-        pytest.skip(f"{MLT_DTD} is not installed (Debian's libmlt-data, installed with melt)")
+        missing_tool(f"{MLT_DTD} is not installed (Debian's libmlt-data, installed with melt)")
     from lxml import etree
 
     # MLT 7.12's DTD declares one element without parentheses, which libxml2 rejects; that
