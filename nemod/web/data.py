@@ -272,7 +272,12 @@ class DashboardData:
         job = self.store.get(job_id)
         if job is None or suffix not in job.outputs:
             return None
-        path = Path(job.outputs[suffix])
+        path = Path(job.outputs[suffix]).resolve()
+        # With a shared store another host wrote this path: serve it only from inside one
+        # of this host's own output folders.
+        folders = [watch.output.resolve() for watch in self.config.watches]
+        if not any(path.is_relative_to(folder) for folder in folders):
+            return None
         return path if path.is_file() else None
 
     def picture(self, job_id: int) -> str | None:

@@ -12,7 +12,7 @@ from nemod.store.base import Job, JobState, SourceRef
 from nemod.web import views
 from nemod.web.advice import advise
 from nemod.web.auth import Gate, hash_password, verify_password
-from nemod.web.data import JobDetail, JobFilter, JobPage, OutputFile, Overview
+from nemod.web.data import DashboardData, JobDetail, JobFilter, JobPage, OutputFile, Overview
 
 HOSTILE = "<img src=x onerror=alert(1)>.mp4"
 SHOWN = "&lt;img src=x onerror=alert(1)&gt;.mp4"
@@ -113,3 +113,30 @@ def test_csrf_tokens_belong_to_one_session_and_one_server() -> None:
 def test_loopback_hosts() -> None:
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.com"))
+
+
+def test_downloads_come_only_from_this_hosts_output_folders(tmp_path: Path) -> None:
+    """With a shared store another host (or anyone who can write to the database) records
+    the output paths: a path outside this host's output folders is never served."""
+    from typing import Any, cast
+
+    from nemod.config import load
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "nemod.yaml").write_text("watch:\n  - path: in\n    output: out\nrules:\n"
+                                         "  - name: all\n    edit: export 1080p MP4\n")
+    config = load(tmp_path / "nemod.yaml")
+    inside, outside = tmp_path / "out" / "talk.mp4", tmp_path / "secret.txt"
+    inside.write_bytes(b"video")
+    outside.write_text("secret")
+    job = Job(id=1, fingerprint="f", rule="all", source=SourceRef("in", "talk.mp4"), state=JobState.DONE,
+              outputs={".mp4": str(inside), ".srt": str(outside), ".vtt": str(tmp_path / "out" / ".." / "secret.txt")})
+
+    class OneJob:
+        def get(self, job_id: int) -> Job | None:
+            return job if job_id == 1 else None
+
+    data = DashboardData(lambda: config, cast(Any, OneJob()), cast(Any, None))
+    assert data.output(1, ".mp4") == inside.resolve()
+    assert data.output(1, ".srt") is None and data.output(1, ".vtt") is None and data.output(2, ".mp4") is None
