@@ -194,6 +194,17 @@ def jobs_list(result: JobPage, query: JobFilter, folders: Sequence[str], rules: 
     return page("Jobs", form + table + more, csrf=csrf, kind="jobs")
 
 
+def _caption_language(log: Mapping[str, Any] | None) -> str:
+    """The language the job's captions are written in (its draft's captions track), else ``en``."""
+    draft = log.get("draft") if log is not None else None
+    tracks = draft.get("t", []) if isinstance(draft, dict) else []
+    for track in tracks:
+        meta = track.get("m", {}) if isinstance(track, dict) else {}
+        if meta.get("kind") == "captions" and isinstance(meta.get("language"), str):
+            return str(meta["language"])
+    return "en"
+
+
 def job_page(detail: JobDetail, csrf: str, message: str | None = None) -> str:
     """One job: what it is, how far it got, why it failed, what it made."""
     job = detail.job
@@ -278,7 +289,9 @@ def _outputs(detail: JobDetail, csrf: str) -> str:
         src = f"/jobs/{job_id}/files/.mp4"
         tracks = ""
         if ".vtt" in suffixes:
-            tracks = f'<track kind=captions src="/jobs/{job_id}/files/.vtt" srclang=en label=captions>'
+            language = _caption_language(detail.log)
+            tracks = (f'<track kind=captions src="/jobs/{job_id}/files/.vtt" srclang="{_e(language)}" '
+                      f'label="captions ({_e(language)})">')
         parts.append(f'<h2>Watch</h2><video id=player controls preload=metadata src="{_e(src)}">{tracks}</video>')
     if detail.log is not None:
         text = json.dumps(detail.log, indent=2, ensure_ascii=False)

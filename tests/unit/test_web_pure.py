@@ -140,3 +140,12 @@ def test_downloads_come_only_from_this_hosts_output_folders(tmp_path: Path) -> N
     data = DashboardData(lambda: config, cast(Any, OneJob()), cast(Any, None))
     assert data.output(1, ".mp4") == inside.resolve()
     assert data.output(1, ".srt") is None and data.output(1, ".vtt") is None and data.output(2, ".mp4") is None
+
+
+def test_the_player_labels_captions_with_the_language_they_are_written_in() -> None:
+    job = Job(id=3, fingerprint="f", rule="r", source=SourceRef("a", "talk.mp4"), state=JobState.DONE)
+    log = {"draft": {"t": [{"tt": 0, "sg": []}, {"tt": 7, "sg": [], "m": {"kind": "captions", "language": "zh-Hant"}}]}}
+    files = (OutputFile(".mp4", Path("/out/talk.mp4"), 10, 1.0), OutputFile(".vtt", Path("/out/talk.vtt"), 10, None))
+    page = views.job_page(JobDetail(job, "talk.mp4", files, log, None, "local"), "tok")
+    assert 'srclang="zh-Hant"' in page
+    assert 'srclang="en"' in views.job_page(JobDetail(job, "talk.mp4", files, None, None, "local"), "tok")
