@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nemod.actions import forget_source
 from nemod.app import build_store
 from nemod.commands import add_config_option, load_config
 from nemod.config import Config
 from nemod.errors import NemodError
-from nemod.store import JobStore, SourceRef, fingerprint
+from nemod.store import SourceRef
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -35,14 +36,6 @@ def source_ref(config: Config, path: Path) -> SourceRef | None:
     return source
 
 
-def forget_source(store: JobStore, source: SourceRef | None, path: Path | None) -> int:
-    """Delete the jobs of a file, by its content fingerprint (when ``path`` is readable)
-    and by its store name ``source`` (``nemod forget`` and the dashboard); returns how many
-    jobs were deleted (running jobs are kept)."""
-    print_ = fingerprint(path) if path is not None and path.is_file() else None
-    if print_ is None and source is None:
-        return 0
-    return store.forget(fingerprint=print_, source=source)
 
 
 def run(args: argparse.Namespace) -> int:

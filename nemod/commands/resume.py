@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from nemod.actions import set_paused
 from nemod.commands import add_config_option, load_config
-from nemod.commands.pause import set_paused
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

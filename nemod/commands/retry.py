@@ -7,14 +7,13 @@ A source that was moved to its failed folder is moved back to where it was found
 from __future__ import annotations
 
 import argparse
-import shutil
 from typing import Any
 
+from nemod.actions import restore_source, retry_job
 from nemod.app import build_store
 from nemod.commands import add_config_option, load_config
-from nemod.config import Config
 from nemod.errors import NemodError
-from nemod.store import Job, JobState, JobStore
+from nemod.store import JobState
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -27,34 +26,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def restore_source(config: Config, job: Job) -> bool:
-    """Move a failed job's source back from the failed folder; True when it was moved."""
-    watch = config.watch_for(job.source.root)
-    if watch is None:
-        return False
-    source = watch.path / job.source.relative
-    if source.exists():
-        return False
-    parked = watch.failed / job.source.relative
-    if not parked.is_file():
-        return False
-    source.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(parked), str(source))
-    parked.with_name(f"{parked.stem}.error.txt").unlink(missing_ok=True)
-    return True
 
 
-def retry_job(config: Config, store: JobStore, job_id: int) -> Job:
-    """Queue the failed job ``job_id`` again, its source moved back from ``failed/``
-    (``nemod retry JOB`` and the dashboard's retry button). Raises NemodError when the
-    job is unknown or not failed; returns the job as it was."""
-    job = store.get(job_id)
-    if job is None or job.state is not JobState.FAILED:
-        what = f"is {job.label}" if job else "does not exist"
-        raise NemodError(f"job {job_id} {what}; only failed jobs can be retried")
-    restore_source(config, job)
-    store.retry(job.id)
-    return job
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,8 +4,8 @@ This is the dashboard's only contact with the store: the page modules never impo
 :mod:`nemod.store` or :mod:`nemod.service.storeview`. Reads go through today's public
 functions — :class:`~nemod.service.storeview.StoreStatusSource` (the overview snapshot),
 the :class:`~nemod.store.base.JobStore` protocol (one job, retry, forget) — and actions
-through the CLI's own code (:func:`nemod.commands.retry.retry_job`,
-:func:`nemod.commands.forget.forget_source`).
+through the same code as the CLI (:func:`nemod.actions.retry_job`,
+:func:`nemod.actions.forget_source`).
 
 **A page of jobs** filtered by state, folder, rule and a name search (stores of 100,000
 jobs) is :meth:`~nemod.store.base.JobStore.page`, keyset-paged on the id; cancelling a
@@ -25,9 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from nemod.commands.forget import forget_source
-from nemod.commands.pause import set_paused
-from nemod.commands.retry import retry_job
+from nemod.actions import forget_source, retry_job, set_paused
 from nemod.config import Config
 from nemod.daemon.pauses import PausedFolders
 from nemod.errors import NemodError
