@@ -40,6 +40,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from nemod.backends.base import Backend
 from nemod.config import Config
 from nemod.daemon.attempt import Attempt, Transition, locate, ready, transition_for
+from nemod.daemon.cancels import CANCELLED, Cancels
 from nemod.daemon.disposition import record_failure, tidy_source
 from nemod.daemon.identity import make_owner
 from nemod.daemon.intake import Intake
@@ -47,10 +48,10 @@ from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
 from nemod.daemon.pauses import PausedFolders
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import ConfigError, NemodError, PermanentJobError, StoreUnavailableError, WaitingError
+from nemod.errors import ConfigError, PermanentJobError, StoreUnavailableError, WaitingError
 from nemod.names import shown
 from nemod.pipeline import run_job
-from nemod.store.base import CANCELLED_CODE, Job, JobState, JobStore
+from nemod.store.base import CANCELLED_CODE, Job, JobStore
 from nemod.watch.watcher import FolderWatcher
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ if TYPE_CHECKING:
 
 EventCallback = Callable[[str, Job], None]
 
-#: The failure reason of a job a person cancelled (:meth:`Daemon.request_cancel`).
-CANCELLED = "cancelled by a person from the dashboard; retry it to run it again."
 
 
 # --- the daemon ----------------------------------------------------------------------------
@@ -105,11 +104,12 @@ class Daemon:
         self.intake = Intake(store, wakeup=self.wakeup, queued=functools.partial(self._emit, "queued"),
                              watcher_factory=watcher_factory, check_open_files=self.options.check_open_files)
         self._active: dict[int, Active] = {}
-        self._cancelled: set[int] = set()  # jobs a person cancelled (dashboard), until they end
         self._workers = WorkerPool()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.leases = Leases(store, self.owner, self.options, self._stopping)
+        self.cancels = Cancels(store, self.owner, active=self._active_attempt, config=lambda: self.config,
+                               failed=functools.partial(self._emit, "failed"), wakeup=self.wakeup)
         self._rescan = threading.Event()
         self._reload = threading.Event()
         self._started = False
@@ -162,74 +162,17 @@ class Daemon:
         self.wakeup.set()
 
     def request_cancel(self, job_id: int) -> str:
-        """Cancel a job for a person (the dashboard); either way it ends ``failed`` with the
-        reason :data:`CANCELLED` (code ``cancelled``), so ``nemod retry`` runs it again.
+        """Cancel a job for a person (the dashboard): see :meth:`Cancels.request`."""
+        return self.cancels.request(job_id)
 
-        A job running in this process is stopped (its ffmpeg killed) and fails when its
-        worker ends. A queued or waiting job fails in the store at once
-        (:meth:`JobStore.cancel`: no worker on any host takes it, and a restart keeps it
-        cancelled) and its source is parked like any failure's (``on_failure``). Returns a
-        sentence saying which happened; raises NemodError when the job does not exist, is
-        finished, or runs in another process. Safe from any thread."""
+    def _active_attempt(self, job_id: int) -> Active | None:
         with self._lock:
-            active = self._active.get(job_id)
-        if active is not None and not active.done.is_set():
-            return self._stop_cancelled(job_id, active)
-        if self.store.cancel(job_id, CANCELLED):
-            job = self.store.get(job_id)
-            self._log.info("job_cancelled", job=f"job-{job_id}", running=False)
-            if job is not None:
-                self._park_cancelled(job)
-                self._emit("failed", job)
-            return f"job {job_id} is cancelled and will not start; it shows as failed (cancelled)"
-        job = self.store.get(job_id)
-        if job is None:
-            raise NemodError(f"job {job_id} does not exist")
-        if job.state is JobState.RUNNING and job.lease_owner == self.owner:
-            # claimed here a moment ago: its worker fails it before it starts, or is stopped
-            with self._lock:
-                active = self._active.get(job_id)
-            return self._stop_cancelled(job_id, active)
-        if job.state is JobState.RUNNING:
-            raise NemodError(f"job {job_id} is running in another nemod process; cancel it from that one's page")
-        raise NemodError(f"job {job_id} is {job.label}; only queued or running jobs can be cancelled")
-
-    def _stop_cancelled(self, job_id: int, active: Active | None) -> str:
-        """Mark ``job_id`` cancelled in this process and stop its attempt (when it started)."""
-        with self._lock:
-            self._cancelled.add(job_id)
-        self.wakeup.set()
-        if active is not None:
-            active.context.cancel.set()
-        self._log.info("job_cancel_requested", job=f"job-{job_id}", running=True)
-        return f"job {job_id} is being stopped; it will show as failed (cancelled)"
-
-    def _park_cancelled(self, job: Job) -> None:
-        """Apply the ``on_failure`` policy to a cancelled job's source, as for any failure."""
-        attempt = locate(job, self.config)
-        if attempt.watch is None:
-            return
-        try:
-            rule = self.config.rule(job.rule)
-        except KeyError:
-            rule = None
-        record_failure(attempt.source, attempt.watch, rule, job.source.relative, CANCELLED)
+            return self._active.get(job_id)
 
     def live_progress(self) -> dict[int, tuple[str | None, float | None]]:
         """Job id → (step, fraction) of the jobs running here now, fresher than the store's
         copy (written with each heartbeat, every ``heartbeat_seconds``)."""
         return {a.job.id: (a.step, a.progress) for a in self._snapshot() if not a.done.is_set()}
-
-    def _is_cancelled(self, job_id: int) -> bool:
-        with self._lock:
-            return job_id in self._cancelled
-
-    def _take_cancel(self, job_id: int) -> bool:
-        with self._lock:
-            if job_id in self._cancelled:
-                self._cancelled.discard(job_id)
-                return True
-            return False
 
     @property
     def stopping(self) -> bool:
@@ -381,7 +324,7 @@ class Daemon:
         job = active.job
         attempt = locate(job, self.config)
         try:
-            if self._is_cancelled(job.id):
+            if self.cancels.wanted(job.id):
                 raise PermanentJobError(CANCELLED)  # noqa: TRY301 - one path for every outcome
             attempt = ready(attempt, self.options)
             self._check_window(attempt)
@@ -398,14 +341,14 @@ class Daemon:
                 self._lose(active)
                 self._log.warning("job_taken_over_at_completion")
                 return
-            self._take_cancel(job.id)  # asked too late: it finished first
+            self.cancels.take(job.id)  # asked too late: it finished first
             self._log.info("job_done", outputs=sorted(outputs.values()), summary=outcome.summary)
             tidy_source(attempt.source, attempt.watch, attempt.rule, job.source.relative)
             self._emit("done", self.store.get(job.id) or job)
         except Exception as exc:  # noqa: BLE001 -- every outcome maps to a transition
             transition = transition_for(exc, attempt, self.options, lost=active.lost,
                                         stopping=self._stopping.is_set(), cancelled=active.context.cancel.is_set())
-            if self._take_cancel(job.id) and transition.kind != "abandon":
+            if self.cancels.take(job.id) and transition.kind != "abandon":
                 transition = Transition("fail", CANCELLED, code=CANCELLED_CODE)
             if transition.unexpected:
                 self._log.exception("job_error_unexpected")

@@ -19,7 +19,7 @@ from support.logs import captured_logs
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.config import Config, load
 from nemod.daemon import Daemon, DaemonOptions
-from nemod.daemon.core import CANCELLED
+from nemod.daemon.cancels import CANCELLED
 from nemod.errors import MediaError, NemodError, PermanentJobError, RetryableJobError, WaitingError
 from nemod.store import Job, JobState, SourceRef, fingerprint
 from nemod.store.base import JobStore

@@ -23,7 +23,7 @@ from support.daemon_loop import run_until
 
 from nemod.config import Config, load
 from nemod.daemon import Daemon, DaemonOptions
-from nemod.daemon.core import CANCELLED
+from nemod.daemon.cancels import CANCELLED
 from nemod.errors import ConfigError
 from nemod.store import JobState, SourceRef
 from nemod.store.postgres import PostgresStore
