@@ -850,7 +850,7 @@ def load(
         cloud=_settings(CloudSettings, cloud_raw, api_url=(
             cloud_raw.get("api_url") or os.environ.get("NEMO_API_URL") or DEFAULT_API_URL)),
         engine=_settings(EngineSettings, engine_raw, base_dir=base,
-                         model_cache=resolve_path(base, data.get("state_dir", DEFAULT_STATE_DIR)) / "models", font=(
+                         model_cache=state_dir / "models", font=(
             str(resolve_path(base, engine_raw["font"])) if engine_raw.get("font") else None)),
         notify=_settings(NotifySettings, data.get("notify", {})),
     )

@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemod.config import EngineSettings
 from nemod.errors import PermanentJobError
 
 #: The English-only model shipped with nemod (and the default for English captions).
-ENGLISH_MODEL = "tiny.en"
+ENGLISH_MODEL = EngineSettings.whisper_model
 #: The multilingual model shipped with nemod: captions in other languages, and detection.
 MULTILINGUAL_MODEL = "base"
 

@@ -173,6 +173,7 @@ class PostgresStore:
         self.url = url
         self.display = redact(url)
         self._clock = clock
+        self._connect_timeout = max(1, int(connect_timeout))  # libpq takes whole seconds
         self._stop = threading.Event()
         self._listeners: list[threading.Thread] = []
         self._log = structlog.get_logger("nemod.store")
@@ -184,7 +185,7 @@ class PostgresStore:
         # the caller retries (StoreUnavailableError).
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[dict[str, Any]]] = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), open=False, timeout=connect_timeout,
-            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": max(1, int(connect_timeout))},
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": self._connect_timeout},
             name="nemod-store", reconnect_timeout=connect_timeout,
             connection_class=psycopg.Connection[dict[str, Any]],
         )
@@ -593,7 +594,7 @@ class PostgresStore:
         delay = 0.5
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=self._connect_timeout) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     delay = 0.5
                     callback()  # whatever was queued while we were not listening
