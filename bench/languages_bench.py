@@ -8,11 +8,11 @@ in Simplified characters after OpenCC as the engine writes them) and detects eac
 recording's language with base from its speech. Medians over ``--runs`` runs.
 
 Recordings: the English reading bundled with nemod (29 s; ``nemod.samples.TRANSCRIPT``) and
-three from the team's shared media folder (``--media``, default ``../shared/media``):
-German read speech with long pauses (FLEURS, 43 s), Mandarin (5.6 s), Spanish (7.7 s,
-detection only: its transcript is not published).
+three that the repository ships in ``tests/corpus/sources/`` (``--media`` to use another
+folder holding the same files): German read speech with long pauses (FLEURS, 43 s),
+Mandarin (5.6 s), Spanish (7.7 s, detection only: its transcript is not published).
 
-Run:  .venv/bin/python bench/languages_bench.py [--runs 3] [--threads 2] [--media ../shared/media]
+Run:  .venv/bin/python bench/languages_bench.py [--runs 3] [--threads 2] [--media tests/corpus/sources]
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--media", type=Path, default=Path(__file__).parents[1] / ".." / "shared" / "media")
+    parser.add_argument("--media", type=Path, default=Path(__file__).parents[1] / "tests" / "corpus" / "sources")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -95,8 +95,8 @@ def main() -> None:
         cases = [
             ("tiny.en", english, "-", TRANSCRIPT, "wer"),
             ("base", english, "en", TRANSCRIPT, "wer"),
-            ("base", args.media / "de_fleurs_opus24k_pauses.ogg", "de", GERMAN, "wer"),
-            ("base", args.media / "zh_mandarin_1.wav", "zh", CHINESE, "cer"),
+            ("base", args.media / "german_fleurs.ogg", "de", GERMAN, "wer"),
+            ("base", args.media / "babble_zh.wav", "zh", CHINESE, "cer"),
         ]
         rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for _ in range(args.runs):
@@ -114,8 +114,8 @@ def main() -> None:
                   f"{statistics.median(r['load'] for r in runs):7.2f} {max(r['peak_mb'] for r in runs):8.0f} "
                   f"{runs[0]['metric'].upper()} {statistics.median(r['error'] for r in runs):.3f}")
         detector = Transcriber("base", args.threads, work / "models")
-        for audio in (english, args.media / "de_fleurs_opus24k_pauses.ogg", args.media / "zh_mandarin_1.wav",
-                      args.media / "es_librivox_quijote.wav"):
+        for audio in (english, args.media / "german_fleurs.ogg", args.media / "babble_zh.wav",
+                      args.media / "babble_es.wav"):
             language, probability = detector.detect(decode_audio(str(audio)))
             print(f"detected {audio.name}: {language} ({probability:.3f})")
 
