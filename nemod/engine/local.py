@@ -25,7 +25,6 @@ from nemod.config import media_url as media_url_of
 from nemod.draft import AUDIO, TEXT, Draft, summarize
 from nemod.edits import Captions, Plan, Timeline, TrimPauses
 from nemod.engine import captions as caption_text
-from nemod.engine import smartcut
 from nemod.engine.captions import Word
 from nemod.engine.chinese import convert_words
 from nemod.engine.fonts import find_font
@@ -35,17 +34,16 @@ from nemod.engine.pauses import DEFAULT_SENSITIVITY, SENSITIVITIES
 from nemod.engine.render import (
     RenderInputs,
     copy_args,
-    decode_check_args,
-    mux_args,
     output_duration,
     render_args,
 )
+from nemod.engine.smartrender import SmartRenderer, check_stopped
 from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_captions, source_window
 from nemod.engine.transcribe import Transcriber
 from nemod.engine.vad import audio_regions, first_speech, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.languages import ENGLISH, caption_language, chinese_script, has_cjk, plainly_other, whisper_code
-from nemod.media import ffmpeg, splice
+from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
 from nemod.picture import edit_picture
 
@@ -54,17 +52,10 @@ StepProgress = Callable[[str, float], None]
 _PROBES_REMEMBERED = 16
 #: Seconds of speech language detection listens to (Whisper's own window).
 DETECTION_SECONDS = 30.0
-#: How many packet indexes (smart cutting) a LocalEngine remembers: a few KB per hour of video.
-_INDEXES_REMEMBERED = 4
 
 
 def _quiet(step: str, fraction: float) -> None:
     """Ignore progress."""
-
-
-def _check(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise MediaError("the edit was stopped")
 
 
 @dataclass
@@ -95,43 +86,6 @@ def _probe_stat(path: str, inode: int, size: int, mtime_ns: int) -> MediaInfo:
     return _probe(Path(path))
 
 
-def _index_stat(path: str, inode: int, size: int, mtime_ns: int) -> splice.VideoIndex:
-    """:func:`splice.index_video` of ``path``; the file's identity and stat key a cache."""
-    return splice.index_video(Path(path))
-
-
-class _Background:
-    """``work(stop)`` running in a thread: :meth:`finish` waits for it (stopping it when
-    ``cancel`` is set) and re-raises what it raised; :meth:`abandon` stops it and waits."""
-
-    def __init__(self, work: Callable[[threading.Event], object]) -> None:
-        self.stop = threading.Event()
-        self.error: Exception | None = None
-
-        def target() -> None:
-            try:
-                work(self.stop)
-            except Exception as exc:  # noqa: BLE001 - handed to finish() in the caller's thread
-                self.error = exc
-
-        self.thread = threading.Thread(target=target, name="smart-cut-sound", daemon=True)
-        self.thread.start()
-
-    def finish(self, cancel: threading.Event | None) -> None:
-        while self.thread.is_alive():
-            self.thread.join(0.2)
-            if cancel is not None and cancel.is_set():
-                self.stop.set()
-        if isinstance(self.error, MediaError):
-            raise self.error
-        if self.error is not None:
-            raise MediaError(f"the sound could not be rendered ({self.error}).") from self.error
-
-    def abandon(self) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 class LocalEngine:
     """The embedded editor. ``settings`` chooses the encoder preset, Whisper model, font, etc.
     The Whisper model is loaded once per engine, on the first job that needs captions."""
@@ -151,7 +105,7 @@ class LocalEngine:
         # again). Each probe also costs PyAV ~250 bytes that are never freed.
         self._probe_unchanged = functools.lru_cache(maxsize=_PROBES_REMEMBERED)(_probe_stat)
         # Smart cutting indexes a source's packets when planning and again when rendering.
-        self._index_unchanged = functools.lru_cache(maxsize=_INDEXES_REMEMBERED)(_index_stat)
+        self.smart = SmartRenderer(settings)
 
     def _probe(self, path: Path) -> MediaInfo:
         """:func:`_probe` ``path``, or its remembered result while the file is unchanged."""
@@ -193,7 +147,7 @@ class LocalEngine:
         try:
             draft = build_draft(plan, media, analysis)
             if trim is not None and analysis.speech is not None:
-                cut_points = self._cut_points(draft, media)
+                cut_points = self.smart.cut_points(draft, media)
                 if cut_points:
                     draft = build_draft(plan, media, analysis, cut_points=cut_points)
         except ValueError as exc:
@@ -201,25 +155,6 @@ class LocalEngine:
         if timings:
             draft["m"]["analysis_seconds"] = {key: round(value, 3) for key, value in timings.items()}
         return draft
-
-    def _cut_points(self, draft: Draft, media: MediaInfo) -> list[float]:
-        """The IDR times (source seconds) of ``media`` when ``draft`` will be smart-cut; none
-        otherwise, so drafts that render in full are planned exactly as without smart cutting."""
-        if not self.settings.smart_cut or smartcut.draft_reason(draft, media) is not None:
-            return []
-        try:
-            index = self._index(media.path)
-        except (MediaError, OSError):
-            return []
-        if isinstance(smartcut.plan_splice(draft, media, index, preset=self.settings.preset), str):
-            return []
-        step = float(index.frame_ticks * index.time_base)
-        return [frame * step for frame in index.idr_frames]
-
-    def _index(self, path: Path) -> splice.VideoIndex:
-        """:func:`splice.index_video` of ``path``, remembered while the file is unchanged."""
-        info = path.stat()
-        return self._index_unchanged(str(path), info.st_ino, info.st_size, info.st_mtime_ns)
 
     def _analyse(
         self,
@@ -245,7 +180,7 @@ class LocalEngine:
         except Exception as exc:
             raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
         timings["vad"] = time.monotonic() - started
-        _check(cancel)
+        check_stopped(cancel)
         progress("analyse", 0.3)
         # The notes speak of the trim; the evidence also times captions (onset_fitted).
         notes = found.notes if wants_speech else ()
@@ -273,7 +208,7 @@ class LocalEngine:
         started = time.monotonic()
         words = self._words(source, regions, progress, cancel, transcriber=transcriber, language=whisper_code(used))
         timings["transcribe"] = time.monotonic() - started
-        _check(cancel)
+        check_stopped(cancel)
         conversion = chinese_script(used)
         if conversion is not None:
             words = convert_words(words, conversion)
@@ -310,7 +245,7 @@ class LocalEngine:
         try:
             with closing(audio_regions(source, regions)) as decoded:  # closes the file on errors too
                 for (start, end), samples in decoded:
-                    _check(cancel)
+                    check_stopped(cancel)
 
                     def report(fraction: float, done: float = done, length: float = end - start) -> None:
                         progress("transcribe", min(1.0, (done + fraction * length) / total))
@@ -452,7 +387,7 @@ class LocalEngine:
         if draft.get("m", {}).get("copy") and len(media) == 1:
             result = self._copy(next(iter(media.values())), output, progress, cancel)
         elif len(media) == 1:
-            result, path_details = self._smart(draft, next(iter(media.values())), self._music(draft, sources),
+            result, path_details = self.smart.render(draft, next(iter(media.values())), self._music(draft, sources),
                                                output, progress, cancel)
         if result is None:
             overlay, fonts_dir = self._overlay(draft, work_dir, stem)
@@ -488,72 +423,6 @@ class LocalEngine:
                           encoding="utf-8")
         return target
 
-    def _smart(
-        self, draft: Draft, media: MediaInfo, music: Mapping[str, Path], output: Path, progress: StepProgress,
-        cancel: threading.Event | None,
-    ) -> tuple[ffmpeg.FfmpegResult | None, dict[str, Any]]:
-        """Render ``draft`` (one source, ``media``; ``music`` files by name) by smart cutting
-        when it is eligible and the result verifies:
-        (the mux's ffmpeg result, what the log says about it); (None, why not) otherwise,
-        leaving nothing at ``output``. Raises :class:`MediaError` when cancelled."""
-        reason = smartcut.draft_reason(draft, media) if self.settings.smart_cut else "engine.smart_cut is off"
-        if reason is not None:
-            return None, {"path": "full", "reason": reason}
-        try:
-            index = self._index(media.path)
-        except (MediaError, OSError) as exc:
-            return None, {"path": "full", "reason": str(exc)}
-        planned = smartcut.plan_splice(draft, media, index, preset=self.settings.preset,
-                                       threads=self.settings.threads)
-        if isinstance(planned, str):
-            return None, {"path": "full", "reason": planned}
-        facts: dict[str, Any] = {"frames_copied": planned.copied, "frames_encoded": planned.encoded}
-        video = output.with_name(output.stem + ".picture.mp4")
-        audio = output.with_name(output.stem + ".sound.m4a")
-        seconds: dict[str, float] = {}
-        clock = time.monotonic()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            seconds[name] = round(time.monotonic() - clock, 3)
-            clock = time.monotonic()
-
-        try:
-            sound_args = render_args(draft, RenderInputs({media.path.name: media}, music), audio,
-                                     threads=self.settings.threads, audio_only=True)
-        except ValueError as exc:
-            return None, {"path": "full", "reason": f"its sound cannot be rendered alone: {exc}"}
-        try:
-            # The sound (one ffmpeg, mostly one core) renders while the picture is spliced.
-            sound = _Background(lambda stop: ffmpeg.run(sound_args, cancel=stop))
-            try:
-                done = splice.splice_video(media.path, planned.splice, video, index,
-                                           on_progress=lambda f: progress("render", 0.75 * f), cancel=cancel)
-            except BaseException:
-                sound.abandon()
-                raise
-            lap("splice")
-            sound.finish(cancel)
-            lap("sound_wait")
-            result = ffmpeg.run(mux_args(video, audio, output), cancel=cancel)
-            lap("mux")
-            problems = smartcut.timing_problems(splice.output_times(output), planned.splice.frames, index.fps)
-            if not problems:
-                problems = self._decode_problems(output, planned, index, progress, cancel)
-            lap("verify")
-            failure = f"the smart cut failed verification: {problems[0]}" if problems else None
-        except Exception as exc:  # noqa: BLE001 - any failure of the fast path falls back to the full render
-            _check(cancel)
-            failure = f"the smart cut failed: {exc}"
-        finally:
-            video.unlink(missing_ok=True)
-            audio.unlink(missing_ok=True)
-        if failure is not None:
-            output.unlink(missing_ok=True)
-            return None, {"path": "full", **facts, "reason": failure}
-        return result, {"path": "smart", "frames_copied": done.copied, "frames_encoded": done.encoded,
-                        "seconds": seconds}
-
     def _run(
         self, args: list[str], duration: float, progress: StepProgress, cancel: threading.Event | None
     ) -> ffmpeg.FfmpegResult:
@@ -573,32 +442,16 @@ class LocalEngine:
             return ffmpeg.run(copy_args(media, output), duration=media.duration,
                               on_progress=lambda f: progress("render", f), cancel=cancel)
         except MediaError:
-            _check(cancel)
+            check_stopped(cancel)
         try:
             return ffmpeg.run(copy_args(media, output, reencode_audio=True), duration=media.duration,
                               on_progress=lambda f: progress("render", f), cancel=cancel)
         except MediaError:
-            _check(cancel)
+            check_stopped(cancel)
         draft = build_draft(Plan(), media)
         args = render_args(draft, RenderInputs({media.path.name: media}), output,
                            preset=self.settings.preset, crf=self.settings.crf, threads=self.settings.threads)
         return self._run(args, media.duration, progress, cancel)
-
-
-    def _decode_problems(self, output: Path, planned: smartcut.SmartPlan, index: splice.VideoIndex,
-                         progress: StepProgress, cancel: threading.Event | None) -> list[str]:
-        """What ffmpeg reports when decoding the sound of ``output`` and the parts of its
-        picture that are not the source's own packets (see :func:`smartcut.check_windows`)."""
-        runs = smartcut.output_runs(planned.splice, index.idr_frames, index.frames)
-        windows = smartcut.check_windows(runs, index.fps)
-        checks = [decode_check_args(output, stream="a")]
-        checks += [decode_check_args(output, start=start, duration=end - start) for start, end in windows]
-        for number, args in enumerate(checks):
-            checked = ffmpeg.run(args, cancel=cancel)
-            if checked.log_tail.strip():
-                return [f"decoding it reports: {checked.log_tail.strip().splitlines()[0]}"]
-            progress("render", 0.75 + 0.25 * (number + 1) / len(checks))
-        return []
 
 
 class LocalBackend:
