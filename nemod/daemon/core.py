@@ -11,7 +11,8 @@ Worker threads live as long as the daemon (``concurrency`` of them, started as n
 and take one job after another; see :class:`WorkerPool` for why they are not one per job.
 
 :meth:`Daemon.run_once` is one iteration (tests drive it with an explicit ``now``);
-:meth:`Daemon.run_forever` adds signals, the periodic rescan (APScheduler) and sleeping.
+:meth:`Daemon.run_forever` (:mod:`nemod.daemon.loop`) adds signals, the periodic rescan
+(APScheduler) and sleeping.
 
 Plugging in services (status, metrics, webhooks): pass ``events=on_event`` — it is
 called as ``on_event(name, job)`` with ``name`` one of ``queued``, ``started``,
@@ -26,19 +27,16 @@ after every iteration, before a claimed job starts (``hold``) and when it stops.
 from __future__ import annotations
 
 import functools
-import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from nemod.backends.base import Backend
 from nemod.config import Config
+from nemod.daemon import loop
 from nemod.daemon.attempt import Attempt, Transition, locate, ready, transition_for
 from nemod.daemon.cancels import CANCELLED, Cancels
 from nemod.daemon.disposition import record_failure, tidy_source
@@ -46,9 +44,11 @@ from nemod.daemon.identity import make_owner
 from nemod.daemon.intake import Intake
 from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
+from nemod.daemon.outage import StoreOutage
 from nemod.daemon.pauses import PausedFolders
+from nemod.daemon.reload import load_new
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import ConfigError, PermanentJobError, StoreUnavailableError, WaitingError
+from nemod.errors import PermanentJobError, StoreUnavailableError, WaitingError
 from nemod.names import shown
 from nemod.pipeline import run_job
 from nemod.store.base import CANCELLED_CODE, Job, JobStore
@@ -114,10 +114,7 @@ class Daemon:
         self._reload = threading.Event()
         self._started = False
         self._log = structlog.get_logger("nemod.daemon")
-        #: Why the store cannot be reached (None: it answers), and when to try again.
-        self.store_error: str | None = None
-        self._store_retry_at = 0.0
-        self._store_backoff = 0.0
+        self.outage = StoreOutage()
 
     @property
     def watchers(self) -> list[FolderWatcher]:
@@ -132,7 +129,7 @@ class Daemon:
         try:
             self.leases.reclaim_dead_owners()
         except StoreUnavailableError as exc:
-            self._store_unavailable(exc, self.clock())
+            self.outage.failed(exc, self.clock())
         self.intake.start(self.config, self.clock())
         self.store.on_new_work(self.wakeup.set)
         self._started = True
@@ -173,6 +170,11 @@ class Daemon:
         """Job id → (step, fraction) of the jobs running here now, fresher than the store's
         copy (written with each heartbeat, every ``heartbeat_seconds``)."""
         return {a.job.id: (a.step, a.progress) for a in self._snapshot() if not a.done.is_set()}
+
+    @property
+    def store_error(self) -> str | None:
+        """Why the job store cannot be reached (None: it answers)."""
+        return self.outage.error
 
     @property
     def stopping(self) -> bool:
@@ -230,11 +232,11 @@ class Daemon:
             self._reload.clear()
             self._do_reload(now)
         self._reap()
-        if self.store_error is not None and now < self._store_retry_at:
+        if self.outage.waiting(now):
             self.leases.heartbeat(self._snapshot(), now)  # running steps go on; no claims
             return
         try:
-            if self.store_error is not None:
+            if self.outage.error is not None:
                 self.store.now()  # is it back? (the steps below may not touch the store)
             if self._rescan.is_set():
                 self._rescan.clear()
@@ -244,21 +246,10 @@ class Daemon:
             if not self._stopping.is_set():
                 self._start_jobs(now)
         except StoreUnavailableError as exc:
-            self._store_unavailable(exc, now)
+            self.outage.failed(exc, now)
             return
-        if self.store_error is not None:
-            self._log.info("store_available", was=self.store_error)
-            self.store_error, self._store_backoff = None, 0.0
+        if self.outage.answered():
             self.request_rescan()  # files that settled during the outage
-
-    def _store_unavailable(self, error: StoreUnavailableError, now: float) -> None:
-        """The store did not answer: stop claiming, try again after a backoff (1 s doubling
-        to 30 s); running jobs keep their step (see :meth:`Leases.persist`)."""
-        self._store_backoff = min(max(self._store_backoff * 2, 1.0), 30.0)
-        self._store_retry_at = now + self._store_backoff
-        if self.store_error is None:
-            self._log.warning("store_unavailable", error=str(error), retry_in=self._store_backoff)
-        self.store_error = str(error)
 
     def _reap(self) -> None:
         with self._lock:
@@ -406,22 +397,13 @@ class Daemon:
 
     def _reload_config(self, loader: Callable[[], Config], now: float) -> None:
         """Swap in a freshly loaded config (and backend); a bad one is logged and the old kept."""
-        try:
-            config = loader()
-        except ConfigError as exc:
-            self._log.error("config_reload_failed", problems=[str(p) for p in exc.problems])
+        loaded = load_new(loader, self._backend_factory)
+        if loaded is None:
             return
-        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the old config stays
-            self._log.error("config_reload_failed", problems=[str(exc) or type(exc).__name__])
-            return
-        if self._backend_factory is not None:
-            try:
-                self.backend = self._backend_factory(config)
-            except Exception as exc:  # noqa: BLE001 - as above
-                self._log.error("config_reload_failed", problems=[str(exc) or type(exc).__name__])
-                return
-        self.config = config
-        self.intake.start(config, now)
+        self.config, backend = loaded
+        if backend is not None:
+            self.backend = backend
+        self.intake.start(self.config, now)
         self._log.info("config_reloaded", folders=len(self.intake.watchers))
 
     def health(self) -> dict[str, Any]:
@@ -436,12 +418,12 @@ class Daemon:
             if not a.done.is_set()
         ]
         counts: dict[str, int] = {}
-        if self.store_error is None:
+        if self.outage.error is None:
             try:
                 counts = {state.value: n for state, n in self.store.counts().items()}
             except StoreUnavailableError as exc:
-                self._store_unavailable(exc, self.clock())
-        store = {"ok": self.store_error is None, "error": self.store_error}
+                self.outage.failed(exc, self.clock())
+        store = {"ok": self.outage.error is None, "error": self.outage.error}
         ok = not self.stopping and store["ok"] and all(f["reachable"] for f in folders)
         return {"ok": ok, "folders": folders, "running": running, "jobs": counts, "store": store}
 
@@ -456,52 +438,6 @@ class Daemon:
     # --- the service loop ----------------------------------------------------------------
 
     def run_forever(self, *, install_signals: bool = True) -> int:
-        """Run until SIGTERM/SIGINT (or :meth:`request_stop`), then stop gracefully.
-
-        SIGHUP reloads the config (a bad one is reported and the old one kept). A
-        BackgroundScheduler requests a full rescan every ``rescan_seconds``. Returns 0.
-        """
-        if install_signals:
-            self._install_signals()
-        self.start()
-        scheduler = BackgroundScheduler(daemon=True)
-        scheduler.add_job(
-            self.request_rescan, "interval", seconds=self.config.rescan_seconds, id="rescan",
-            max_instances=1, coalesce=True,
-        )
-        scheduler.add_job(
-            self.prune, "interval", days=1, id="prune", max_instances=1, coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
-        scheduler.start()
-        if self._service is not None:
-            self._service.started(self)  # READY=1, beacon, status endpoint
-        try:
-            while not self._stopping.is_set():
-                self.wakeup.clear()
-                self.run_once(self.clock())
-                if self._service is not None:
-                    self._service.tick(self)  # WATCHDOG=1, STATUS=, beacon
-                self.wakeup.wait(self.options.tick_seconds)
-        finally:
-            if self._service is not None:
-                self._service.stopping(self)  # STOPPING=1
-            scheduler.shutdown(wait=True)
-            self.stop()
-            if self._service is not None:
-                self._service.stopped()
-        return 0
-
-    def _install_signals(self) -> None:
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            self.request_stop()
-
-        def on_hup(signum: int, frame: FrameType | None) -> None:
-            self.request_reload()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, on_hup)
-
-
+        """Run until SIGTERM/SIGINT (or :meth:`request_stop`), then stop gracefully; see
+        :func:`nemod.daemon.loop.run_forever`. Returns 0."""
+        return loop.run_forever(self, self._service, install_signals=install_signals)
