@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from nemod.errors import LeaseLostError
+from nemod.names import restored
 
 #: The SQLite job database's file name inside ``state_dir`` (the store when ``store:`` is absent).
 SQLITE_NAME = "jobs.sqlite3"
@@ -304,6 +306,34 @@ def page_filters(
 
 #: Connection-string query parameters that carry secrets (libpq's names).
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile"})
+
+
+class Row(Protocol):
+    """A ``jobs`` row as either store's driver returns it (``sqlite3.Row``, psycopg's dict)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+
+def job_from_row(row: Row) -> Job:
+    """The :class:`Job` of a ``jobs`` row of either store. ``outputs`` may be JSON text or
+    already decoded; an un-upgraded SQLite file (read-only by ``nemod status``) has no
+    ``error_code`` or ``wait_reason`` column."""
+    names = set(row.keys())
+    outputs = row["outputs"]
+    return Job(
+        id=row["id"], fingerprint=row["fingerprint"], rule=row["rule"],
+        source=SourceRef(row["root"], restored(row["relative"])), state=JobState(row["state"]),
+        size=row["size"], mtime=row["mtime"], step=row["step"], progress=row["progress"],
+        attempts=row["attempts"], lease_owner=row["lease_owner"], lease_token=row["lease_token"],
+        lease_expires_at=row["lease_expires_at"], not_before=row["not_before"],
+        created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
+        outputs=dict(outputs) if isinstance(outputs, Mapping) else json.loads(outputs or "{}"),
+        error=row["error"],
+        error_code=row["error_code"] if "error_code" in names else None,
+        wait_reason=row["wait_reason"] if "wait_reason" in names else None,
+    )
 
 
 def redact_url(url: str) -> str:

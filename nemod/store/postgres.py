@@ -35,7 +35,16 @@ from psycopg.rows import dict_row
 
 from nemod.errors import StoreError, StoreUnavailableError, code_from_text
 from nemod.names import restored, shown, stored
-from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, page_filters
+from nemod.store.base import (
+    CANCELLED_CODE,
+    Job,
+    JobState,
+    SideEffect,
+    SourceRef,
+    StoreSummary,
+    job_from_row,
+    page_filters,
+)
 from nemod.store.base import redact_url as redact
 
 #: The NOTIFY channel on which hosts tell each other that a job may be claimable.
@@ -123,31 +132,6 @@ RETURNING jobs.*
 
 _NOTIFY_SQL = f"SELECT pg_notify('{CHANNEL}', '')"
 
-def _row_to_job(row: Mapping[str, Any]) -> Job:
-    outputs = row["outputs"]
-    return Job(
-        id=row["id"],
-        fingerprint=row["fingerprint"],
-        rule=row["rule"],
-        source=SourceRef(row["root"], restored(row["relative"])),
-        state=JobState(row["state"]),
-        size=row["size"],
-        mtime=row["mtime"],
-        step=row["step"],
-        progress=row["progress"],
-        attempts=row["attempts"],
-        lease_owner=row["lease_owner"],
-        lease_token=row["lease_token"],
-        lease_expires_at=row["lease_expires_at"],
-        not_before=row["not_before"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-        outputs=dict(outputs) if isinstance(outputs, Mapping) else json.loads(outputs or "{}"),
-        error=row["error"],
-        error_code=row["error_code"],
-        wait_reason=row["wait_reason"],
-    )
 
 
 Cursor = psycopg.Cursor[dict[str, Any]]
@@ -281,7 +265,7 @@ class PostgresStore:
             ).fetchone()
             if row is not None:
                 cursor.execute(_NOTIFY_SQL)
-        return _row_to_job(row) if row is not None else None
+        return job_from_row(row) if row is not None else None
 
     def claim(
         self, worker: str, *, lease_seconds: float, roots: Collection[str] | None = None
@@ -293,7 +277,7 @@ class PostgresStore:
             row = cursor.execute(
                 _CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds, "roots": only}
             ).fetchone()
-        return _row_to_job(row) if row is not None else None
+        return job_from_row(row) if row is not None else None
 
     def _fenced(self, sql: str, params: dict[str, Any], *, notify: bool = False) -> bool:
         with self._tx() as (cursor, now):
@@ -420,12 +404,12 @@ class PostgresStore:
     def get(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
         rows = self._query("SELECT * FROM jobs WHERE id = %s", (job_id,))
-        return _row_to_job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def find(self, fingerprint: str, rule: str) -> Job | None:
         """The job for (fingerprint, rule), or None."""
         rows = self._query("SELECT * FROM jobs WHERE fingerprint = %s AND rule = %s", (fingerprint, rule))
-        return _row_to_job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def known(self, source: SourceRef, size: int, mtime: float) -> bool:
         """True when some job has this path, size and mtime."""
@@ -443,7 +427,7 @@ class PostgresStore:
                 "SELECT * FROM jobs WHERE state = %s ORDER BY updated_at DESC, id DESC LIMIT %s",
                 (state.value, limit),
             )
-        return [_row_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def page(
         self, *, state: JobState | None = None, root: str | None = None, rule: str | None = None,
@@ -458,7 +442,7 @@ class PostgresStore:
             f"SELECT * FROM jobs WHERE {clauses} ORDER BY id DESC LIMIT %(limit)s",  # noqa: S608 - fixed fragments
             {**params, "limit": limit},
         )
-        return [_row_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def counts(self) -> dict[JobState, int]:
         """Jobs per state."""
@@ -574,9 +558,9 @@ class PostgresStore:
             }
         return StoreSummary(
             folders=folders,
-            running=tuple(_row_to_job(row) for row in running),
-            queue=tuple(_row_to_job(row) for row in queue),
-            failures=tuple(_row_to_job(row) for row in failures),
+            running=tuple(job_from_row(row) for row in running),
+            queue=tuple(job_from_row(row) for row in queue),
+            failures=tuple(job_from_row(row) for row in failures),
             finished=finished, bytes_done=int(done_row["n"]) if done_row else 0, errors_by_code=errors,
         )
 

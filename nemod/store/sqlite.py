@@ -19,7 +19,16 @@ from typing import Any
 
 from nemod.errors import StoreError, code_from_text
 from nemod.names import restored, shown, stored
-from nemod.store.base import CANCELLED_CODE, Job, JobState, SideEffect, SourceRef, StoreSummary, page_filters
+from nemod.store.base import (
+    CANCELLED_CODE,
+    Job,
+    JobState,
+    SideEffect,
+    SourceRef,
+    StoreSummary,
+    job_from_row,
+    page_filters,
+)
 
 #: 1: the first schema; 2: ``error_code`` and ``wait_reason`` columns (filled from the
 #: error text of older rows once, when the file is first opened by this version); 3: the
@@ -97,30 +106,6 @@ RETURNING *
 """
 
 
-def _row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        fingerprint=row["fingerprint"],
-        rule=row["rule"],
-        source=SourceRef(row["root"], restored(row["relative"])),
-        state=JobState(row["state"]),
-        size=row["size"],
-        mtime=row["mtime"],
-        step=row["step"],
-        progress=row["progress"],
-        attempts=row["attempts"],
-        lease_owner=row["lease_owner"],
-        lease_token=row["lease_token"],
-        lease_expires_at=row["lease_expires_at"],
-        not_before=row["not_before"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-        outputs=json.loads(row["outputs"] or "{}"),
-        error=row["error"],
-        error_code=row["error_code"] if "error_code" in row.keys() else None,  # noqa: SIM118
-        wait_reason=row["wait_reason"] if "wait_reason" in row.keys() else None,  # noqa: SIM118
-    )
 
 
 #: The jobs page's filters: (parameter, the clause it adds when given).
@@ -237,7 +222,7 @@ class SQLiteStore:
                    RETURNING *""",
                 (fingerprint, rule, source.root, stored(source.relative), size, mtime, now, now, now),
             ).fetchone()
-        return _row_to_job(row) if row is not None else None
+        return job_from_row(row) if row is not None else None
 
     def claim(
         self, worker: str, *, lease_seconds: float, roots: Collection[str] | None = None
@@ -248,7 +233,7 @@ class SQLiteStore:
             row = conn.execute(
                 _CLAIM_SQL, {"worker": worker, "now": now, "lease": lease_seconds, "roots": only}
             ).fetchone()
-        return _row_to_job(row) if row is not None else None
+        return job_from_row(row) if row is not None else None
 
     def _fenced(self, sql: str, params: dict[str, Any]) -> bool:
         with self._tx() as (conn, now):
@@ -375,14 +360,14 @@ class SQLiteStore:
     def get(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
         rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return _row_to_job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def find(self, fingerprint: str, rule: str) -> Job | None:
         """The job for (fingerprint, rule), or None."""
         rows = self._query(
             "SELECT * FROM jobs WHERE fingerprint = ? AND rule = ?", (fingerprint, rule)
         )
-        return _row_to_job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def known(self, source: SourceRef, size: int, mtime: float) -> bool:
         """True when some job has this path, size and mtime."""
@@ -405,7 +390,7 @@ class SQLiteStore:
                 "SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC, id DESC LIMIT ?",
                 (state.value, limit),
             )
-        return [_row_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def page(
         self, *, state: JobState | None = None, root: str | None = None, rule: str | None = None,
@@ -420,7 +405,7 @@ class SQLiteStore:
             f"SELECT * FROM jobs WHERE {clauses} ORDER BY id DESC LIMIT :limit",  # noqa: S608 - fixed fragments
             {**params, "limit": limit},
         )
-        return [_row_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def counts(self) -> dict[JobState, int]:
         """Jobs per state."""
@@ -533,9 +518,9 @@ class SQLiteStore:
                 errors[code] = errors.get(code, 0) + row["n"]
         return StoreSummary(
             folders=folders,
-            running=tuple(_row_to_job(row) for row in running),
-            queue=tuple(_row_to_job(row) for row in queue),
-            failures=tuple(_row_to_job(row) for row in failures),
+            running=tuple(job_from_row(row) for row in running),
+            queue=tuple(job_from_row(row) for row in queue),
+            failures=tuple(job_from_row(row) for row in failures),
             finished=finished, bytes_done=int(bytes_done), errors_by_code=errors,
         )
 
