@@ -28,18 +28,13 @@ from typing import Any
 
 from faster_whisper.audio import decode_audio
 
-from nemod.engine.captions import word_error_rate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from corpus.transcripts import CHINESE, GERMAN
+
+from nemod.engine.captions import character_error_rate, word_error_rate
 from nemod.engine.chinese import convert_text
 from nemod.engine.transcribe import Transcriber
 from nemod.samples import PHRASES, TRANSCRIPT, speech_file
-
-GERMAN = (
-    "die angemessene nutzung von blogs kann schülerinnen und schüler befähigen analytischer und "
-    "kritischer zu werden; durch die aktive reaktion auf internetmaterialien können die schülerinnen "
-    "und schüler ihre positionen im kontext der texte anderer definieren und ihre eigenen perspektiven "
-    "zu bestimmten themen darlegen oravec 2002"
-)
-CHINESE = "欢迎大家来体验达摩院推出的语音识别模型"
 
 CHILD = """
 import json, resource, sys, time
@@ -59,17 +54,6 @@ print(json.dumps({"load": loaded, "seconds": seconds, "audio": len(samples) / 16
 """
 
 
-def character_error_rate(reference: str, hypothesis: str) -> float:
-    """Edit distance over characters (letters and digits only) / reference characters."""
-    ref = [c for c in reference if c.isalnum()]
-    hyp = [c for c in hypothesis if c.isalnum()]
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / len(ref)
 
 
 def one(model: str, audio: Path, language: str, threads: int, cache: Path) -> dict[str, Any]:

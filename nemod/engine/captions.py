@@ -428,16 +428,31 @@ def _normal_words(text: str) -> list[str]:
     return [word for word in re.sub(r"[^\w\s']", " ", text).split() if word]
 
 
+def _edit_distance(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
+    """Substitutions + deletions + insertions taking ``reference`` to ``hypothesis``."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref_item in enumerate(reference, start=1):
+        current = [i] + [0] * len(hypothesis)
+        for j, hyp_item in enumerate(hypothesis, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_item != hyp_item))
+        previous = current
+    return previous[-1]
+
+
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """Word error rate of ``hypothesis`` against ``reference`` (case and punctuation ignored):
     (substitutions + deletions + insertions) / reference words."""
     ref, hyp = _normal_words(reference), _normal_words(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_word in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
-        previous = current
-    return previous[-1] / len(ref)
+    return _edit_distance(ref, hyp) / len(ref)
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """Character error rate over letters and digits only (for Chinese and other scripts
+    written without spaces): edit distance / reference characters."""
+    ref = [c for c in reference if c.isalnum()]
+    hyp = [c for c in hypothesis if c.isalnum()]
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return _edit_distance(ref, hyp) / len(ref)

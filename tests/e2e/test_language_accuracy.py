@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus.transcripts import CHINESE, GERMAN
 
 from nemod.config import EngineSettings
 from nemod.edits import Captions, Plan
-from nemod.engine.captions import word_error_rate
+from nemod.engine.captions import character_error_rate, word_error_rate
 from nemod.engine.local import LocalEngine
 from nemod.engine.timeline import draft_cues
 from nemod.media import ffmpeg
@@ -23,13 +24,6 @@ from nemod.samples import PHRASES, TRANSCRIPT, speech_file
 
 SOURCES = Path(__file__).parents[1] / "corpus" / "sources"
 #: FLEURS' normalised transcript of german_fleurs.ogg.
-GERMAN = (
-    "die angemessene nutzung von blogs kann schülerinnen und schüler befähigen analytischer und "
-    "kritischer zu werden; durch die aktive reaktion auf internetmaterialien können die schülerinnen "
-    "und schüler ihre positionen im kontext der texte anderer definieren und ihre eigenen perspektiven "
-    "zu bestimmten themen darlegen oravec 2002"
-)
-CHINESE = "欢迎大家来体验达摩院推出的语音识别模型"
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +45,6 @@ def _captions(engine: LocalEngine, audio: Path, folder: Path, seconds: float | N
     return " ".join(" ".join(cue.lines) for cue in draft_cues(draft)), draft["m"]["language"]
 
 
-def _cer(reference: str, hypothesis: str) -> float:
-    ref, hyp = [c for c in reference if c.isalnum()], [c for c in hypothesis if c.isalnum()]
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / len(ref)
 
 
 def test_english(engine: LocalEngine, tmp_path: Path) -> None:
@@ -77,7 +62,7 @@ def test_german(engine: LocalEngine, tmp_path: Path) -> None:
 def test_chinese_in_simplified_characters(engine: LocalEngine, tmp_path: Path) -> None:
     text, language = _captions(engine, SOURCES / "babble_zh.wav", tmp_path)
     assert language["detected"] == "zh"
-    assert _cer(CHINESE, text) <= 0.20, text
+    assert character_error_rate(CHINESE, text) <= 0.20, text
 
 
 def test_spanish_is_detected(engine: LocalEngine, tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus.transcripts import CHINESE
 
-from nemod.engine.captions import parse_srt
+from nemod.engine.captions import character_error_rate, parse_srt
 from nemod.engine.chinese import convert_text
 from nemod.languages import has_cjk
 from nemod.media import ffmpeg
@@ -27,7 +28,6 @@ from nemod.samples import speech_file
 
 SOURCES = Path(__file__).parents[1] / "corpus" / "sources"
 MANDARIN = SOURCES / "babble_zh.wav"
-MANDARIN_SAYS = "欢迎大家来体验达摩院推出的语音识别模型"
 SPANISH = SOURCES / "babble_es.wav"
 #: The German reading in the bundled recording (after the English one), 12 s of it.
 GERMAN_FROM, GERMAN_SECONDS = 29.3, 12.0
@@ -78,16 +78,6 @@ def _cjk_share(text: str) -> float:
     return sum(has_cjk(char) for char in letters) / max(1, len(letters))
 
 
-def _character_error_rate(reference: str, hypothesis: str) -> float:
-    ref = [c for c in reference if c.isalnum()]
-    hyp = [c for c in hypothesis if c.isalnum()]
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / len(ref)
 
 
 def test_a_chinese_talk_under_a_chinese_rule_gets_simplified_chinese_captions(tmp_path: Path, state_dir: Path) -> None:
@@ -99,7 +89,7 @@ def test_a_chinese_talk_under_a_chinese_rule_gets_simplified_chinese_captions(tm
     text = _caption_text(out, "讲座")
     assert _cjk_share(text) >= 0.9, text
     assert convert_text(text, "t2s") == text, text  # Simplified: nothing left to simplify
-    assert _character_error_rate(MANDARIN_SAYS, text) <= 0.4, text
+    assert character_error_rate(CHINESE, text) <= 0.4, text
     vtt = (out / "讲座.vtt").read_text(encoding="utf-8")
     assert vtt.startswith("WEBVTT") and text[:4] in vtt.replace("\n", "")
     assert all(len(line) <= 16 for cue in parse_srt((out / "讲座.srt").read_text(encoding="utf-8")) for line in cue.lines)
