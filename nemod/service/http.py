@@ -43,6 +43,39 @@ def health_checks(snapshot: StatusSnapshot, live: Mapping[str, bool] | None) -> 
     return checks
 
 
+class Serving:
+    """A :class:`ThreadingHTTPServer` serving from one background thread (the status
+    endpoint's and the dashboard's): :meth:`start` binds and serves, :meth:`close` stops
+    and waits for the thread."""
+
+    def __init__(self) -> None:
+        self.server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        """Bind ``address`` and serve ``handler`` on the thread ``name``; raises OSError
+        when the port is taken."""
+        self.server = ThreadingHTTPServer(address, handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name=name, daemon=True)
+        self._thread.start()
+
+    def port(self, default: int) -> int:
+        """The bound port, or ``default`` before :meth:`start`."""
+        return default if self.server is None else int(self.server.server_address[1])
+
+    def close(self) -> None:
+        """Stop serving and wait for the thread."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+
 class StatusServer:
     """Serves ``source`` on ``host:port`` from one background thread.
 
@@ -59,15 +92,12 @@ class StatusServer:
         self.health = health
         self.clock = clock
         self._address = (host, port)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving()
 
     @property
     def port(self) -> int:
         """The bound port (after :meth:`start`)."""
-        if self._server is None:
-            return self._address[1]
-        return int(self._server.server_address[1])
+        return self._serving.port(self._address[1])
 
     def attach(self, daemon: Any) -> None:
         """Nothing: the read-only page needs only its source."""
@@ -79,24 +109,12 @@ class StatusServer:
         class Handler(_Handler):
             server_owner = owner
 
-        self._server = ThreadingHTTPServer(self._address, Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-            name="nemod-status-http", daemon=True,
-        )
-        self._thread.start()
+        self._serving.start(self._address, Handler, "nemod-status-http")
         log.info("status_endpoint_started", url=f"http://{self._address[0]}:{self.port}/")
 
     def close(self) -> None:
         """Stop serving and wait for the thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
+        self._serving.close()
 
     # --- answers (called by the handler) ----------------------------------------------
 

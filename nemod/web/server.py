@@ -25,11 +25,9 @@ from __future__ import annotations
 import datetime as dt
 import mimetypes
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -38,7 +36,7 @@ import structlog
 from nemod.config import Config, is_loopback
 from nemod.errors import ConfigError, NemodError, Problem, StoreError
 from nemod.service import metrics
-from nemod.service.http import health_checks
+from nemod.service.http import Serving, health_checks
 from nemod.service.status import STATES, StatusSource, to_json
 from nemod.store.base import JobStore
 from nemod.web import views
@@ -87,8 +85,7 @@ class DashboardServer:
         self.gate = Gate(config.status_auth)
         self.data = data
         self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving()
 
     def attach(self, daemon: DaemonLike) -> None:
         """Serve ``daemon``'s store, config (following reloads) and cancel requests."""
@@ -97,7 +94,7 @@ class DashboardServer:
     @property
     def port(self) -> int:
         """The bound port (after :meth:`start`)."""
-        return self._port if self._server is None else int(self._server.server_address[1])
+        return self._serving.port(self._port)
 
     @property
     def url(self) -> str:
@@ -111,22 +108,12 @@ class DashboardServer:
         class Handler(DashboardHandler):
             dashboard = owner
 
-        self._server = ThreadingHTTPServer((self.host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="nemod-dashboard", daemon=True)
-        self._thread.start()
+        self._serving.start((self.host, self._port), Handler, "nemod-dashboard")
         log.info("dashboard_started", url=self.url, login=self.gate.required)
 
     def close(self) -> None:
         """Stop serving and wait for the thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
+        self._serving.close()
 
     # --- routing (called by the handler; every answer is built here) -------------------
 
