@@ -35,9 +35,9 @@ from nemod.config import EngineSettings, load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.logs import configure
+from nemod.malloc import limit_arenas
 from nemod.media import ffmpeg
 from nemod.samples import make_clip
-from nemod.service.malloc import limit_arenas
 from nemod.store import JobState
 from nemod.store.sqlite import SQLiteStore
 

@@ -99,8 +99,11 @@ def plain_args(source: Path, kept: list[tuple[float, float]], output: Path, pres
 
 def render(source: Path, draft_file: Path, work: Path, preset: str, smart: bool) -> dict[str, Any]:
     result = subprocess.run([sys.executable, "-c", _ONE_RENDER, str(source), str(draft_file), str(work), preset,
-                             "1" if smart else "0"], capture_output=True, text=True, check=True)
+                             "1" if smart else "0"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"the {'smart' if smart else 'full'} render failed:\n{result.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    print(("smart" if smart else "full") + ": " + json.dumps(figures), flush=True)
     return figures
 
 

@@ -20,7 +20,7 @@ from nemod.daemon import Daemon
 from nemod.daemon.identity import make_owner
 from nemod.errors import StoreUnavailableError
 from nemod.logs import configure
-from nemod.service.malloc import limit_arenas
+from nemod.malloc import limit_arenas
 from nemod.service.runtime import build_runtime
 from nemod.store.base import JobStore
 from nemod.web.data import status_source

@@ -10,9 +10,6 @@ Sound is not handled here: the engine renders it with ffmpeg and muxes it afterw
 from __future__ import annotations
 
 import bisect
-import ctypes
-import ctypes.util
-import gc
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +21,7 @@ from typing import Any
 import av
 
 from nemod.errors import MediaError
+from nemod.malloc import release_free_memory
 
 #: H.264 NAL unit type of an IDR slice: the only frames a copied run may start on (an
 #: open-GOP I frame is flagged "key" too, but frames after it may refer back past it).
@@ -462,7 +460,7 @@ class _Encoder:
         """Flush the session into ``writer``, free it and return how many frames it encoded."""
         self._write(self.codec.encode(None), writer)
         del self.codec
-        _release_memory()
+        release_free_memory()  # glibc would keep the session's ~100 MB of buffers
         return self.frames
 
     def _write(self, packets: list[av.Packet[Any]], writer: _Writer) -> None:
@@ -471,27 +469,6 @@ class _Encoder:
             copy = av.Packet(annexb_to_avcc(bytes(packet)))
             copy.is_keyframe = packet.is_keyframe
             writer.write(copy, frame)
-
-
-def _release_memory() -> None:
-    """Hand the pages of a closed encoder session back to the system. glibc keeps freed
-    frame buffers in its per-thread arenas, so without this every session's peak stays
-    resident and an hour's splice grows by tens of MB; elsewhere it does nothing."""
-    gc.collect()
-    trim = getattr(_LIBC, "malloc_trim", None)
-    if trim is not None:
-        trim(0)
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
-_LIBC = _load_libc()
 
 
 def output_times(path: Path) -> OutputTimes:
