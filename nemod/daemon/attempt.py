@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from nemod.config import Config, Rule, WatchFolder
 from nemod.daemon.options import DaemonOptions, backoff
+from nemod.daemon.pauses import PausedFolders
 from nemod.errors import (
     LeaseLostError,
     NemodError,
@@ -25,6 +26,9 @@ from nemod.errors import (
 )
 from nemod.pipeline import choose_rule
 from nemod.store.base import Job
+
+if TYPE_CHECKING:
+    from nemod.service.runtime import ServiceHooks
 
 #: The rule name of a job for a file no rule matches (it fails with the reason why).
 NO_RULE = "-"
@@ -72,6 +76,18 @@ def ready(attempt: Attempt, options: DaemonOptions) -> Attempt:
         return replace(attempt, rule=config.rule(job.rule))
     except KeyError:
         raise PermanentJobError(f"the rule {job.rule!r} no longer exists in the configuration.") from None
+
+
+def check_window(attempt: Attempt, options: DaemonOptions, service: ServiceHooks | None) -> None:
+    """Raise :class:`WaitingError` (reason ``paused``) while a :func:`ready` attempt's folder
+    is paused, and (reason ``schedule``) while ``service`` holds it outside its processing
+    window."""
+    assert attempt.watch is not None and attempt.rule is not None
+    if attempt.watch.key in PausedFolders.for_state_dir(attempt.config.state_dir).paused():
+        raise WaitingError("its folder is paused", reason="paused", delay=options.paused_retry_seconds)
+    hold = service.hold(attempt.watch, attempt.rule) if service is not None else None
+    if hold is not None:
+        raise WaitingError("outside its processing window", reason="schedule", delay=hold)
 
 
 @dataclass(frozen=True)

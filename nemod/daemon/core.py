@@ -37,18 +37,18 @@ import structlog
 from nemod.backends.base import Backend
 from nemod.config import Config
 from nemod.daemon import loop
-from nemod.daemon.attempt import Attempt, Transition, locate, ready, transition_for
+from nemod.daemon.attempt import Attempt, Transition, check_window, locate, ready, transition_for
 from nemod.daemon.cancels import CANCELLED, Cancels
 from nemod.daemon.disposition import record_failure, tidy_source
+from nemod.daemon.health import health_report
 from nemod.daemon.identity import make_owner
 from nemod.daemon.intake import Intake
 from nemod.daemon.leases import Active, Leases
 from nemod.daemon.options import DaemonOptions
 from nemod.daemon.outage import StoreOutage
-from nemod.daemon.pauses import PausedFolders
 from nemod.daemon.reload import load_new
 from nemod.daemon.workers import WorkerPool
-from nemod.errors import PermanentJobError, StoreUnavailableError, WaitingError
+from nemod.errors import PermanentJobError, StoreUnavailableError
 from nemod.names import shown
 from nemod.pipeline import run_job
 from nemod.store.base import CANCELLED_CODE, Job, JobStore
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from nemod.service.runtime import ServiceHooks
 
 EventCallback = Callable[[str, Job], None]
-
 
 
 # --- the daemon ----------------------------------------------------------------------------
@@ -298,17 +297,6 @@ class Daemon:
             active.done.set()
             self.wakeup.set()
 
-    def _check_window(self, attempt: Attempt) -> None:
-        """Raise WaitingError (reason ``paused``) while the job's folder is paused, and
-        (reason ``schedule``) while its processing window is shut."""
-        assert attempt.watch is not None and attempt.rule is not None
-        if attempt.watch.key in PausedFolders.for_state_dir(attempt.config.state_dir).paused():
-            raise WaitingError("its folder is paused", reason="paused",
-                               delay=self.options.paused_retry_seconds)
-        hold = self._service.hold(attempt.watch, attempt.rule) if self._service is not None else None
-        if hold is not None:
-            raise WaitingError("outside its processing window", reason="schedule", delay=hold)
-
     def _execute(self, active: Active) -> None:
         """Run one attempt at ``active``'s job under the config of the moment it started,
         then apply what its outcome means for the job (:func:`transition_for`)."""
@@ -318,7 +306,7 @@ class Daemon:
             if self.cancels.wanted(job.id):
                 raise PermanentJobError(CANCELLED)  # noqa: TRY301 - one path for every outcome
             attempt = ready(attempt, self.options)
-            self._check_window(attempt)
+            check_window(attempt, self.options, self._service)
             assert attempt.watch is not None and attempt.rule is not None
             self._log.info("job_started", attempt=job.attempts, step=job.step)
             self._emit("started", job)
@@ -407,25 +395,15 @@ class Daemon:
         self._log.info("config_reloaded", folders=len(self.intake.watchers))
 
     def health(self) -> dict[str, Any]:
-        """A snapshot for health checks: ``ok`` (not stopping, the store answers and every
-        folder reachable), per-folder reachability and observer kind, running jobs with step
-        and progress, job counts by state, and ``store`` (``ok``, ``error``)."""
-        folders = self.intake.folders()
-        running = [
-            {"job": a.job.key, "file": a.job.source.relative, "step": a.step,
-             "progress": a.progress}
-            for a in self._snapshot()
-            if not a.done.is_set()
-        ]
+        """A snapshot for health checks (:func:`nemod.daemon.health.health_report`); asks
+        the store for job counts unless it is known to be down."""
         counts: dict[str, int] = {}
         if self.outage.error is None:
             try:
                 counts = {state.value: n for state, n in self.store.counts().items()}
             except StoreUnavailableError as exc:
                 self.outage.failed(exc, self.clock())
-        store = {"ok": self.outage.error is None, "error": self.outage.error}
-        ok = not self.stopping and store["ok"] and all(f["reachable"] for f in folders)
-        return {"ok": ok, "folders": folders, "running": running, "jobs": counts, "store": store}
+        return health_report(self.intake.folders(), self._snapshot(), counts, self.outage.error, self.stopping)
 
     def _emit(self, name: str, job: Job) -> None:
         if self._events is None:

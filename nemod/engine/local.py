@@ -12,25 +12,23 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nemod import timeline_export
 from nemod.backends.base import JobContext, JobRequest, Rendition
+from nemod.backends.base import Progress as StepProgress
 from nemod.config import EngineSettings, resolve_path
 from nemod.config import media_url as media_url_of
 from nemod.draft import AUDIO, TEXT, Draft, summarize
 from nemod.edits import Captions, Plan, Timeline, TrimPauses
 from nemod.engine import captions as caption_text
-from nemod.engine.captions import Word
-from nemod.engine.chinese import convert_words
 from nemod.engine.fonts import find_font
+from nemod.engine.listen import Listener
 from nemod.engine.loudness import loudness
-from nemod.engine.models import MULTILINGUAL_MODEL, is_english_only
-from nemod.engine.pauses import DEFAULT_SENSITIVITY, SENSITIVITIES
+from nemod.engine.pauses import DEFAULT_SENSITIVITY
 from nemod.engine.render import (
     RenderInputs,
     copy_args,
@@ -39,19 +37,14 @@ from nemod.engine.render import (
 )
 from nemod.engine.smartrender import SmartRenderer, check_stopped
 from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_captions, source_window
-from nemod.engine.transcribe import Transcriber
-from nemod.engine.vad import audio_regions, first_speech, speech_in_file, transcription_regions
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
-from nemod.languages import ENGLISH, caption_language, chinese_script, has_cjk, plainly_other, whisper_code
+from nemod.languages import has_cjk
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
 from nemod.picture import edit_picture
 
-StepProgress = Callable[[str, float], None]
 #: How many probe results a LocalEngine remembers (a few jobs' sources).
 _PROBES_REMEMBERED = 16
-#: Seconds of speech language detection listens to (Whisper's own window).
-DETECTION_SECONDS = 30.0
 
 
 def _quiet(step: str, fraction: float) -> None:
@@ -92,14 +85,8 @@ class LocalEngine:
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
-        #: The model for English captions (``engine.whisper_model``).
-        self.transcriber = Transcriber(settings.whisper_model, settings.threads, settings.model_cache)
-        # Other languages and detection need a multilingual model: whisper_model when it is
-        # one, else the shipped ``base`` (loaded only when a rule asks for it).
-        self.multilingual = (
-            Transcriber(MULTILINGUAL_MODEL, settings.threads, settings.model_cache)
-            if is_english_only(settings.whisper_model) else self.transcriber
-        )
+        #: Voice activity, language detection and transcription (its Whisper models).
+        self.listener = Listener(settings)
         # Planning and rendering one job both need the source's streams: remember the last
         # few probes (keyed by path, inode, size and mtime, so a changed file is probed
         # again). Each probe also costs PyAV ~250 bytes that are never freed.
@@ -140,9 +127,9 @@ class LocalEngine:
         if (wants_speech or wants_words) and not media.has_audio:
             analysis = Analysis(notes=(f"{source.name} has no sound: nothing to trim or caption",))
         elif wants_speech or wants_words:
-            analysis = self._analyse(source, source_window(plan, media.duration), wants_speech, wants_words,
-                                     trim.sensitivity if trim else DEFAULT_SENSITIVITY, timings, progress, cancel,
-                                     language=captions.language if captions else None)
+            analysis = self.listener.analyse(source, source_window(plan, media.duration), wants_speech, wants_words,
+                                             trim.sensitivity if trim else DEFAULT_SENSITIVITY, timings, progress,
+                                             cancel, language=captions.language if captions else None)
         progress("analyse", 1.0)
         try:
             draft = build_draft(plan, media, analysis)
@@ -155,110 +142,6 @@ class LocalEngine:
         if timings:
             draft["m"]["analysis_seconds"] = {key: round(value, 3) for key, value in timings.items()}
         return draft
-
-    def _analyse(
-        self,
-        source: Path,
-        window: tuple[float, float],
-        wants_speech: bool,
-        wants_words: bool,
-        sensitivity: str,
-        timings: dict[str, float],
-        progress: StepProgress,
-        cancel: threading.Event | None,
-        *,
-        language: str | None = None,
-    ) -> Analysis:
-        """Speech ranges (always searched: captions transcribe only the speech) and, when
-        ``wants_words``, the words of the speech inside ``window`` in the caption ``language``
-        (None: English, unchecked; ``auto``: detected); ``sensitivity`` names the pause trim's
-        setting. The sound is decoded in chunks, so memory stays flat however long the
-        recording is."""
-        started = time.monotonic()
-        try:
-            found = speech_in_file(source, window=window, sensitivity=SENSITIVITIES[sensitivity])
-        except Exception as exc:
-            raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
-        timings["vad"] = time.monotonic() - started
-        check_stopped(cancel)
-        progress("analyse", 0.3)
-        # The notes speak of the trim; the evidence also times captions (onset_fitted).
-        notes = found.notes if wants_speech else ()
-        if not wants_words:
-            return Analysis(speech=found.speech, notes=notes, evidence=found.evidence)
-        regions = transcription_regions(found.speech, window)
-        if not regions:
-            return Analysis(speech=found.speech if wants_speech else None, words=(),
-                            notes=(*notes, f"no speech found in {source.name}: the captions are empty"),
-                            evidence=found.evidence, language={"asked": language, "detected": None})
-        heard: dict[str, Any] = {"asked": language}
-        if language is not None:
-            started = time.monotonic()
-            detected, probability = self._detect(source, first_speech(found.speech, window, DETECTION_SECONDS))
-            timings["detect_language"] = time.monotonic() - started
-            heard.update(detected=detected, probability=round(probability, 3))
-            used = caption_language(language, detected)
-            if plainly_other(used, detected, probability):
-                notes = (*notes, f"the rule asks for {used} captions but the speech in {source.name} "
-                                 f"sounds like {detected} (probability {probability:.2f})")
-        else:
-            used = ENGLISH
-        transcriber = self.transcriber if used == ENGLISH else self.multilingual
-        heard.update(language=used, model=transcriber.setting)
-        started = time.monotonic()
-        words = self._words(source, regions, progress, cancel, transcriber=transcriber, language=whisper_code(used))
-        timings["transcribe"] = time.monotonic() - started
-        check_stopped(cancel)
-        conversion = chinese_script(used)
-        if conversion is not None:
-            words = convert_words(words, conversion)
-        return Analysis(speech=found.speech if wants_speech else None, words=tuple(words), notes=notes,
-                        evidence=found.evidence, language=heard)
-
-    def _detect(self, source: Path, ranges: list[tuple[float, float]]) -> tuple[str, float]:
-        """(Whisper language code, probability) of the speech in ``ranges`` of ``source``."""
-        import numpy as np
-
-        try:
-            with closing(audio_regions(source, ranges)) as decoded:
-                samples = np.concatenate([part for _, part in decoded] or [np.zeros(0, np.float32)])
-        except Exception as exc:
-            raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
-        return self.multilingual.detect(samples)
-
-    def _words(
-        self,
-        source: Path,
-        regions: list[tuple[float, float]],
-        progress: StepProgress,
-        cancel: threading.Event | None,
-        *,
-        transcriber: Transcriber | None = None,
-        language: str | None = None,
-    ) -> list[Word]:
-        """Timed words (source seconds) of ``regions``, each decoded and transcribed alone by
-        ``transcriber`` (default: the English one) in ``language`` (a Whisper code)."""
-        transcriber = transcriber or self.transcriber
-        total = max(sum(end - start for start, end in regions), 1e-6)
-        done = 0.0
-        words: list[Word] = []
-        try:
-            with closing(audio_regions(source, regions)) as decoded:  # closes the file on errors too
-                for (start, end), samples in decoded:
-                    check_stopped(cancel)
-
-                    def report(fraction: float, done: float = done, length: float = end - start) -> None:
-                        progress("transcribe", min(1.0, (done + fraction * length) / total))
-
-                    words += [Word(word.start + start, word.end + start, word.text)
-                              for word in transcriber.words(samples, language=language,
-                                                            on_progress=report, cancel=cancel)]
-                    done += end - start
-        except (PermanentJobError, MediaError):
-            raise
-        except Exception as exc:
-            raise PermanentJobError(f"the sound of {source.name} cannot be decoded ({exc}).") from exc
-        return words
 
     # --- rendering ------------------------------------------------------------------------
 

@@ -167,6 +167,16 @@ def _source_branches(shape: _Shape, inputs: RenderInputs) -> list[str]:
     return graph
 
 
+def _any_of(terms: list[str]) -> str:
+    """The ffmpeg expression true when any of ``terms`` is: a balanced sum. ffmpeg's parser
+    refuses a flat sum of 100 or more terms ("Cannot allocate memory"), which a pause trim
+    of an hour-long recording easily has; a balanced one is only log2(n) deep."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({_any_of(terms[:middle])}+{_any_of(terms[middle:])})"
+
+
 def _segments(shape: _Shape, inputs: RenderInputs, *, picture: bool = True) -> tuple[list[str], float]:
     """The kept ranges cut on frame boundaries and joined into ``[vcat][acat]``, each range's
     sound faded in and out by :data:`JOIN_FADE`; returns the graph lines and the joined
@@ -202,7 +212,7 @@ def _segments(shape: _Shape, inputs: RenderInputs, *, picture: bool = True) -> t
         pieces.append(f"[cv{number}][ca{number}]")
         audio_pieces.append(f"[ca{number}]")
     if shape.single:
-        selection = "+".join(selections)
+        selection = _any_of(selections)
         picked = "" if selection == "1" else f"select='{selection}',setpts=N/FRAME_RATE/TB,"
         if picture:
             graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")

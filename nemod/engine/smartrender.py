@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nemod.backends.base import Progress as StepProgress
 from nemod.config import EngineSettings
 from nemod.draft import Draft
 from nemod.engine import smartcut
@@ -20,7 +21,6 @@ from nemod.errors import MediaError
 from nemod.media import ffmpeg, splice
 from nemod.media.probe import MediaInfo
 
-StepProgress = Callable[[str, float], None]
 #: How many packet indexes a renderer remembers: a few KB per hour of video.
 _INDEXES_REMEMBERED = 4
 

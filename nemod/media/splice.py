@@ -22,6 +22,7 @@ import av
 
 from nemod.errors import MediaError
 from nemod.malloc import release_free_memory
+from nemod.media.ffmpeg import ProgressCallback
 
 #: H.264 NAL unit type of an IDR slice: the only frames a copied run may start on (an
 #: open-GOP I frame is flagged "key" too, but frames after it may refer back past it).
@@ -277,9 +278,6 @@ def _grid(pts: list[int], idr: list[bool], problems: list[str]) -> tuple[int, in
             break
     reorder = max(0, *(position - shown for position, shown in enumerate(display)))
     return ticks, first, tuple(bounds), reorder
-
-
-ProgressCallback = Callable[[float], None]
 
 
 def splice_video(

@@ -214,6 +214,9 @@ class JobStore(Protocol):
     def side_effect(self, job: Job, key: str) -> SideEffect | None:
         """The recorded side effect ``key`` of ``job``'s (fingerprint, rule), or None."""
 
+    def side_effects(self, job: Job) -> list[SideEffect]:
+        """Every side effect recorded for ``job``'s (fingerprint, rule), by key."""
+
     def get(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
 

@@ -75,6 +75,8 @@ _RECORD_EFFECT = """INSERT INTO side_effects (fingerprint, rule, key, remote_id,
                         recorded_at = excluded.recorded_at"""
 _SIDE_EFFECT = """SELECT key, remote_id FROM side_effects
                   WHERE fingerprint = :fingerprint AND rule = :rule AND key = :key"""
+_SIDE_EFFECTS = """SELECT key, remote_id FROM side_effects
+                   WHERE fingerprint = :fingerprint AND rule = :rule ORDER BY key"""
 _GET = "SELECT * FROM jobs WHERE id = :id"
 _FIND = "SELECT * FROM jobs WHERE fingerprint = :fingerprint AND rule = :rule"
 _KNOWN = """SELECT 1 FROM jobs WHERE root = :root AND relative = :relative AND size = :size
@@ -258,6 +260,12 @@ class SQLStore(abc.ABC, Generic[Handle]):
             return None
         remote = rows[0]["remote_id"]
         return SideEffect(rows[0]["key"], None if remote is None else restored(remote))
+
+    def side_effects(self, job: Job) -> list[SideEffect]:
+        """Every side effect recorded for the job's (fingerprint, rule), by key."""
+        rows = self._query(_SIDE_EFFECTS, {"fingerprint": job.fingerprint, "rule": job.rule})
+        return [SideEffect(row["key"], None if row["remote_id"] is None else restored(row["remote_id"]))
+                for row in rows]
 
     # --- queries ------------------------------------------------------------------------
 

@@ -194,6 +194,16 @@ def test_an_awkward_source_falls_back_to_the_full_render(engine: LocalEngine, fo
         assert corpus.frame_indices(result.video) == expected_frames(SECONDS * FPS)
 
 
+def test_a_full_render_keeps_hundreds_of_ranges_frame_exact(folder: Path) -> None:
+    # An hour's pause trim keeps ~170 ranges; ffmpeg refuses a flat select of 100 terms.
+    source = make_source(folder / "many-ranges.mp4", ELIGIBLE["b-frames"])
+    segments = tuple((round(2 * k * 1000 / FPS), round((2 * k + 1) * 1000 / FPS)) for k in range(180))
+    engine = LocalEngine(EngineSettings(preset="ultrafast", smart_cut=False))
+    result = engine.render(draft_for(source, segments), {source.name: source}, folder / "many", "many")
+    assert result.details["render_path"]["path"] == "full"
+    assert corpus.frame_indices(result.video) == expected_frames(SECONDS * FPS, segments) == list(range(0, 360, 2))
+
+
 def test_an_edit_list_that_hides_frames_falls_back(engine: LocalEngine, folder: Path) -> None:
     plain = make_source(folder / "for-edit-list.mp4", "keyint=60:scenecut=0")
     source = folder / "edit-list.mp4"

@@ -12,7 +12,7 @@ from support.clocks import ManualClock
 
 from nemod.errors import LeaseLostError
 from nemod.store import JobState, SourceRef, StoreLedger
-from nemod.store.base import CANCELLED_CODE, Job, JobStore
+from nemod.store.base import CANCELLED_CODE, Job, JobStore, SideEffect
 from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
 
@@ -197,6 +197,19 @@ def test_side_effect_ledger_survives_reclaims(store: JobStore, clock: ManualCloc
     assert again is not None
     entry = store.side_effect(again, "render")
     assert entry is not None and entry.remote_id == "r-42"
+
+
+def test_side_effects_lists_one_jobs_ledger_by_key(store: JobStore) -> None:
+    store.enqueue("fp1", "cut", SRC)
+    store.enqueue("fp2", "cut", SourceRef("inbox", "other.mp4"))
+    job = store.claim("w", lease_seconds=30)
+    other = store.claim("w", lease_seconds=30)
+    assert job is not None and other is not None
+    store.record_side_effect(job, "upload@s1", "u1")
+    store.record_side_effect(job, "render@s1")
+    store.record_side_effect(other, "upload@s2", "u2")
+    assert store.side_effects(job) == [SideEffect("render@s1", None), SideEffect("upload@s1", "u1")]
+    assert store.side_effects(other) == [SideEffect("upload@s2", "u2")]
 
 
 def test_store_ledger_fences_calls_before_they_happen(store: JobStore, clock: ManualClock) -> None:

@@ -5,9 +5,10 @@ settled during the outage are queued afterwards."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from support.backends import GatedBackend
@@ -24,8 +25,30 @@ from nemod.store.postgres import PostgresStore
 
 OPTIONS = DaemonOptions(lease_seconds=20.0, heartbeat_seconds=0.2, tick_seconds=0.05, stop_timeout=5.0,
                         cancel_timeout=5.0, retry_base_seconds=0.2, retry_max_seconds=1.0)
+T = TypeVar("T")
 
 
+class WatchedStore(PostgresStore):
+    """The store, counting per operation the calls that found the database down: the
+    outage test waits on what the daemon asked, not on the clock."""
+
+    def __init__(self, url: str, **options: float) -> None:
+        super().__init__(url, **options)  # type: ignore[arg-type]
+        self.refused: Counter[str] = Counter()
+
+    def _counted(self, name: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except StoreUnavailableError:
+            self.refused[name] += 1
+            raise
+
+    def now(self) -> float:
+        """The daemon's probe of a store it found down."""
+        return self._counted("now", super().now)
+
+    def complete(self, job_id: int, lease: int, outputs: Mapping[str, str]) -> bool:
+        return self._counted("complete", lambda: super(WatchedStore, self).complete(job_id, lease, outputs))
 
 
 @pytest.fixture
@@ -62,7 +85,7 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
         "rules:\n  - name: all\n"
     )
     config = load(tmp_path / "nemod.yaml")
-    store = PostgresStore(url, connect_timeout=1)
+    store = WatchedStore(url, connect_timeout=1)
     backend = GatedBackend(first_only=True)
     runtime = build_runtime(config, env={})  # the beacon and /healthz checks, no systemd
     runtime.status_every = 0.0
@@ -73,10 +96,8 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
 
         cluster.stop()
         (tmp_path / "in" / "b.mov").write_bytes(b"second")
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            daemon.run_once()
-            time.sleep(0.05)
+        # The daemon notices, backs off, and asks the stopped store again (refused).
+        run_until(daemon, lambda: store.refused["now"] >= 1, timeout=20, what="a probe of the stopped store")
         health = daemon.health()
         assert health["store"]["ok"] is False and not health["ok"]
         assert "cannot be reached" in (daemon.store_error or "")
@@ -86,7 +107,10 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
         assert beacon is not None and "job store unreachable" in beacon["status"]
         assert beacon["health"]["store"] is False  # `nemod status`: "health: failing: store"
         backend.gate.set()  # the step finishes while the database is down
-        time.sleep(0.5)
+        probes = store.refused["now"]
+        # Its result cannot be recorded yet, and the loop has had a turn with a free worker.
+        run_until(daemon, lambda: store.refused["complete"] >= 1 and store.refused["now"] > probes,
+                  timeout=30, what="the finished step waiting for the store")
         assert backend.calls == ["a.mov"], "something was claimed during the outage"
 
         cluster.start()

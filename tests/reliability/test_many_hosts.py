@@ -5,8 +5,10 @@ folder, and a real PostgreSQL cluster from ``initdb``."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ import psycopg
 import pytest
 
 from nemod.samples import make_clip
+from nemod.store import Job, JobState
+from nemod.store.postgres import PostgresStore
 
 LEASE = 4.0
 #: The token ``nemod serve`` accepts in the reliability suites (conftest's STATIC_TOKEN).
@@ -34,13 +38,27 @@ def host_config(root: Path, host: str, watch: Path, output: Path, url: str) -> P
     return path
 
 
-def rows(url: str, sql: str) -> list[tuple[object, ...]]:
-    """The rows of ``sql``; [] before the first host created the tables."""
+@contextlib.contextmanager
+def reader(url: str) -> Iterator[PostgresStore]:
+    """The shared store as ``nemod status`` reads it (never migrating it)."""
+    store = PostgresStore(url, migrate=False)
     try:
-        with psycopg.connect(url) as conn:
-            return list(conn.execute(sql).fetchall())  # type: ignore[call-overload]
+        yield store
+    finally:
+        store.close()
+
+
+def jobs(url: str, state: JobState | None = None) -> list[Job]:
+    """The store's jobs (in ``state``), oldest first; [] before a host created the tables."""
+    try:
+        with reader(url) as store:
+            return sorted(store.jobs(state, limit=1000), key=lambda job: job.id)
     except psycopg.errors.UndefinedTable:
         return []
+
+
+def done_count(url: str) -> int:
+    return len(jobs(url, JobState.DONE))
 
 
 def two_hosts(kit: Any, url: str) -> tuple[Path, Path, Any, Any]:
@@ -61,12 +79,10 @@ def test_two_hosts_process_a_shared_folder_once_each(kit: Any, pg_url: str) -> N
     b.start()
     made = kit.distinct_copies(kit.clip, inbox, 4)
 
-    def done() -> bool:
-        return rows(pg_url, "SELECT count(*) FROM jobs WHERE state = 'done'") == [(len(made),)]
-
-    kit.wait_until(done, 180, "4 jobs done", lambda: a.last_log()[-3000:] + b.last_log()[-3000:])
-    jobs = rows(pg_url, "SELECT root, relative, state FROM jobs ORDER BY relative")
-    assert [(root, rel) for root, rel, _ in jobs] == [("studio", name) for name in sorted(made)]
+    kit.wait_until(lambda: done_count(pg_url) == len(made), 180, "4 jobs done",
+                   lambda: a.last_log()[-3000:] + b.last_log()[-3000:])
+    assert sorted((job.source.root, job.source.relative) for job in jobs(pg_url)) == [
+        ("studio", name) for name in sorted(made)]
     outputs = [name for name in kit.visible(output) if name.endswith(".mp4")]
     assert sorted(outputs) == sorted(Path(name).stem + ".mp4" for name in made)
     assert '"host": "host-a"' in a.logs() and '"host": "host-b"' in b.logs()
@@ -80,24 +96,24 @@ def test_a_killed_hosts_job_is_reclaimed_by_the_other_within_the_lease(kit: Any,
     processes = {"host-a": a.start(), "host-b": b.start()}
     kit.distinct_copies(long_clip, inbox, 1, prefix="long")
 
-    def running() -> list[tuple[object, ...]]:
-        return rows(pg_url, "SELECT id, lease_owner, lease_token FROM jobs WHERE state = 'running'")
-
-    kit.wait_until(lambda: bool(running()), 60, "a running job", lambda: a.last_log()[-2000:])
-    job_id, owner, token = running()[0]
-    victim = str(owner).rsplit(":", 2)[0]
+    kit.wait_until(lambda: bool(jobs(pg_url, JobState.RUNNING)), 60, "a running job",
+                   lambda: a.last_log()[-2000:])
+    claimed = jobs(pg_url, JobState.RUNNING)[0]
+    victim = str(claimed.host)
     survivor = "host-b" if victim == "host-a" else "host-a"
     (a if victim == "host-a" else b).kill(processes[victim])
     killed_at = time.monotonic()
 
-    def reclaimed() -> bool:
-        now = rows(pg_url, f"SELECT lease_owner, lease_token FROM jobs WHERE id = {job_id}")[0]
-        return str(now[0] or "").startswith(survivor + ":") and int(str(now[1])) > int(str(token))
+    def now() -> Job:
+        with reader(pg_url) as store:
+            job = store.get(claimed.id)
+        assert job is not None
+        return job
 
-    kit.wait_until(reclaimed, LEASE + 5, f"{survivor} to re-claim job {job_id}")
+    kit.wait_until(lambda: now().host == survivor and now().lease_token > claimed.lease_token,
+                   LEASE + 5, f"{survivor} to re-claim job {claimed.id}")
     assert time.monotonic() - killed_at <= LEASE + 5
-    kit.wait_until(lambda: rows(pg_url, f"SELECT state FROM jobs WHERE id = {job_id}") == [("done",)],
-               120, "the re-claimed job to finish")
+    kit.wait_until(lambda: now().state is JobState.DONE, 120, "the re-claimed job to finish")
     assert [name for name in kit.visible(output) if name.endswith(".mp4")] == ["long-00.mp4"]
     assert not [p for p in output.iterdir() if p.name.startswith(".")], "scratch left in the output folder"
     alive = a if survivor == "host-a" else b
@@ -143,29 +159,26 @@ def run_hosts_crash(kit: Any, url: str, *, hosts: int, files: int, kills: int, s
         time.sleep(chooser.uniform(0.2, 1.5))  # a seeded random moment, not a condition
         victim = chooser.randrange(hosts)
         daemons[victim].kill(running[victim])
-        mid_job += bool(rows(url, "SELECT 1 FROM jobs WHERE state = 'running'"
-                                  f" AND lease_owner LIKE 'host-{victim + 1}:%'"))
+        mid_job += any(job.host == f"host-{victim + 1}" for job in jobs(url, JobState.RUNNING))
         running[victim] = daemons[victim].start()
 
-    def done() -> bool:
-        return rows(url, "SELECT count(*) FROM jobs WHERE state = 'done'") == [(files,)]
-
-    kit.wait_until(done, 120 + files * 3, f"{files} jobs done",
-                   lambda: str(rows(url, "SELECT relative, state, lease_owner FROM jobs WHERE state <> 'done'")))
+    kit.wait_until(lambda: done_count(url) == files, 120 + files * 3, f"{files} jobs done",
+                   lambda: str([(j.source.relative, j.state, j.lease_owner) for j in jobs(url)
+                                if j.state is not JobState.DONE]))
     for daemon, process in zip(daemons, running, strict=True):
         # a host restarted moments ago handles SIGTERM once it is up, as on one host
         kit.wait_until(lambda d=daemon: "daemon_started" in d.last_log(), 60, "the host to start", daemon.last_log)
         assert daemon.terminate(process) == 0
-    jobs = rows(url, "SELECT root, relative, state, attempts FROM jobs")
-    assert sorted(relative for _, relative, _, _ in jobs) == sorted(sources), "one job per file"
-    assert {root for root, _, _, _ in jobs} == {"studio"}
+    every = jobs(url)
+    assert sorted(job.source.relative for job in every) == sorted(sources), "one job per file"
+    assert {job.source.root for job in every} == {"studio"}
     expected = sorted([f"{Path(n).stem}.mp4" for n in sources] + [f"{Path(n).stem}.log.json" for n in sources])
     assert kit.visible(output) == expected, "exactly one output per file"
     scratch = output / ".nemod-work"
     left = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")) if scratch.exists() else []
     assert left == [], f"scratch left behind: {left}"
     assert {name: kit.sha256(inbox / name) for name in sources} == sources
-    figures = {"jobs": len(jobs), "attempts": sum(int(str(a)) for _, _, _, a in jobs), "kills": kills,
+    figures = {"jobs": len(every), "attempts": sum(job.attempts for job in every), "kills": kills,
                "kills_mid_job": mid_job}
     print(f"{hosts} hosts, {files} files: {figures}")
     return figures
@@ -187,9 +200,11 @@ def orphans(kit: Any, alive: set[int]) -> list[int]:
 def ledger_instructions(url: str, accepted: dict[str, int]) -> dict[str, int]:
     """Instructions the server accepted per job, over the sessions in the job's ledger."""
     per_job: dict[str, int] = {}
-    for relative, key in rows(url, "SELECT j.relative, s.key FROM side_effects s JOIN jobs j"
-                                   " ON j.fingerprint = s.fingerprint AND j.rule = s.rule WHERE s.key LIKE 'upload@%'"):
-        per_job[str(relative)] = per_job.get(str(relative), 0) + accepted.get(str(key).split("@", 1)[1], 0)
+    with reader(url) as store:
+        for job in store.jobs(limit=1000):
+            sessions = [effect.key.split("@", 1)[1] for effect in store.side_effects(job)
+                        if effect.key.startswith("upload@")]
+            per_job[job.source.relative] = sum(accepted.get(session, 0) for session in sessions)
     return per_job
 
 

@@ -63,7 +63,7 @@ def test_render_args_are_one_pass_with_joins_faded() -> None:
     args = render_args(draft, RenderInputs({"talk.mp4": MEDIA}), Path("/out/x.mp4"))
     graph = args[args.index("-filter_complex") + 1]
     assert args.count("-i") == 1
-    assert "select='lt(t,5.191667)+gte(t,6.791667)*lt(t,15.191667)'" in graph
+    assert "select='(lt(t,5.191667)+gte(t,6.791667)*lt(t,15.191667))'" in graph
     assert "concat=n=2:v=0:a=1" in graph and graph.count("afade=t=in:d=0.01") == 2
     assert "split" not in graph.replace("asplit", "")  # no per-range picture branches
     assert "loudnorm=I=-14" in graph and "fade=t=out" in graph
