@@ -50,7 +50,7 @@ class GatedBackend:
     ``first_only`` — and stops as ffmpeg would when the job is cancelled.
 
     ``calls`` lists the source names in the order they reached the backend; ``started`` is
-    set when the first one did.
+    set when the first one did, ``finished`` when one returned its rendition.
     """
 
     name = "gated"
@@ -58,6 +58,7 @@ class GatedBackend:
     def __init__(self, *, first_only: bool = False) -> None:
         self.first_only = first_only
         self.started = threading.Event()
+        self.finished = threading.Event()
         self.gate = threading.Event()
         self.calls: list[str] = []
 
@@ -75,4 +76,5 @@ class GatedBackend:
                 assert deadline > 0, "the gate was never opened"
         video = request.work_dir / f"{request.stem}.mp4"
         video.write_bytes(request.source.read_bytes())
+        self.finished.set()
         return Rendition(video=video, draft={}, summary="copied")
