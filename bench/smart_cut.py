@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nemod.engine.render import any_of
 from nemod.media import ffmpeg
 
 FPS = 30
@@ -91,7 +92,8 @@ def trim_draft(source: Path, seconds: float) -> tuple[dict[str, Any], list[tuple
 
 def plain_args(source: Path, kept: list[tuple[float, float]], output: Path, preset: str) -> list[str]:
     """One plain ffmpeg pass keeping ``kept`` with select/aselect, same encoder settings."""
-    test = "+".join(f"between(t,{a:.3f},{b - 0.001:.3f})" for a, b in kept)
+    # A balanced sum (as the engine's own): ffmpeg refuses a flat one of 100+ terms.
+    test = any_of([f"between(t,{a:.3f},{b - 0.001:.3f})" for a, b in kept])
     return ["-y", "-i", str(source), "-vf", f"select='{test}',setpts=N/FRAME_RATE/TB",
             "-af", f"aselect='{test}',asetpts=N/SR/TB", "-c:v", "libx264", "-preset", preset, "-crf", "23",
             "-c:a", "aac", "-b:a", "160k", "-movflags", "+faststart", str(output)]

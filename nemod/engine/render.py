@@ -167,14 +167,14 @@ def _source_branches(shape: _Shape, inputs: RenderInputs) -> list[str]:
     return graph
 
 
-def _any_of(terms: list[str]) -> str:
+def any_of(terms: list[str]) -> str:
     """The ffmpeg expression true when any of ``terms`` is: a balanced sum. ffmpeg's parser
     refuses a flat sum of 100 or more terms ("Cannot allocate memory"), which a pause trim
     of an hour-long recording easily has; a balanced one is only log2(n) deep."""
     if len(terms) == 1:
         return terms[0]
     middle = len(terms) // 2
-    return f"({_any_of(terms[:middle])}+{_any_of(terms[middle:])})"
+    return f"({any_of(terms[:middle])}+{any_of(terms[middle:])})"
 
 
 def _segments(shape: _Shape, inputs: RenderInputs, *, picture: bool = True) -> tuple[list[str], float]:
@@ -212,7 +212,7 @@ def _segments(shape: _Shape, inputs: RenderInputs, *, picture: bool = True) -> t
         pieces.append(f"[cv{number}][ca{number}]")
         audio_pieces.append(f"[ca{number}]")
     if shape.single:
-        selection = _any_of(selections)
+        selection = any_of(selections)
         picked = "" if selection == "1" else f"select='{selection}',setpts=N/FRAME_RATE/TB,"
         if picture:
             graph.append(f"[0:v:0]fps={_number(fps)},{picked}null[vcat]")
