@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import gc
 import os
 
 #: glibc's ``mallopt`` parameter number for the arena cap (malloc.h: M_ARENA_MAX).
@@ -44,9 +43,9 @@ def limit_arenas(count: int = DEFAULT_ARENAS, environ: dict[str, str] | None = N
 
 
 def release_free_memory() -> bool:
-    """Collect Python's garbage and give the C heap's free pages back to the system;
-    True when glibc's ``malloc_trim`` released any (False, nothing done, without glibc)."""
-    gc.collect()
+    """Give the C heap's free pages back to the system; True when glibc's ``malloc_trim``
+    released any (False, nothing done, without glibc). Python objects are not collected
+    here: what their owner dropped is already freed."""
     libc = _glibc()
     return libc is not None and bool(libc.malloc_trim(0))
 

@@ -60,7 +60,8 @@ class Listener:
         """Speech ranges (always searched: captions transcribe only the speech) and, when
         ``wants_words``, the words of the speech inside ``window`` in the caption ``language``
         (None: English, unchecked; ``auto``: detected); ``sensitivity`` names the pause trim's
-        setting. The sound is decoded in chunks, so memory stays flat however long the
+        setting. Adds each stage's seconds to ``timings``; raises PermanentJobError when the
+        sound cannot be decoded and MediaError when ``cancel`` is set. The sound is decoded in chunks, so memory stays flat however long the
         recording is."""
         started = time.monotonic()
         try:

@@ -170,7 +170,10 @@ def _source_branches(shape: _Shape, inputs: RenderInputs) -> list[str]:
 def any_of(terms: list[str]) -> str:
     """The ffmpeg expression true when any of ``terms`` is: a balanced sum. ffmpeg's parser
     refuses a flat sum of 100 or more terms ("Cannot allocate memory"), which a pause trim
-    of an hour-long recording easily has; a balanced one is only log2(n) deep."""
+    of an hour-long recording easily has; a balanced one is only log2(n) deep. Raises
+    ValueError when there are no terms."""
+    if not terms:
+        raise ValueError("an expression needs at least one term")
     if len(terms) == 1:
         return terms[0]
     middle = len(terms) // 2

@@ -1,7 +1,9 @@
 """The job store: the only record of what happened to each file.
 
 :mod:`nemod.store.base` defines the interface (:class:`JobStore`) every
-implementation satisfies; :mod:`nemod.store.sqlite` is the one-host implementation.
+implementation satisfies; :mod:`nemod.store.sql` holds what the two SQL stores share,
+:mod:`nemod.store.sqlite` is the one-host store and :mod:`nemod.store.postgres` the one
+many hosts share.
 """
 
 from __future__ import annotations

@@ -197,6 +197,7 @@ class PostgresStore(SQLStore[Cursor]):
                 yield cursor
 
     def _run(self, handle: Cursor, sql: str, params: Mapping[str, Any]) -> Result:
+        """See :meth:`SQLStore._run`."""
         handle.execute(pyformat(sql), params)
         rows = handle.fetchall() if handle.description is not None else []
         return Result(rows, handle.rowcount)
@@ -241,9 +242,11 @@ class PostgresStore(SQLStore[Cursor]):
         self._pool.close()
 
     def _roots(self, roots: Collection[str] | None) -> list[str] | None:
+        """The keys as a list (a ``text[]`` for ``ANY``)."""
         return None if roots is None else sorted(roots)
 
     def _work_ready(self, handle: Cursor) -> None:
+        """``NOTIFY`` on :data:`CHANNEL` (delivered when the transaction commits)."""
         handle.execute(_NOTIFY_SQL)
 
     # --- wake-ups -----------------------------------------------------------------------

@@ -5,8 +5,9 @@
 A store supplies its connections and transactions (:meth:`SQLStore._tx`,
 :meth:`SQLStore._read`), how one statement runs (:meth:`SQLStore._run`, where
 PostgreSQL turns ``:name`` into ``%(name)s``), its claim statement (the one statement
-the two databases write differently), its clock, and what tells other hosts that work
-is ready (:meth:`SQLStore._work_ready`; nothing for SQLite, ``NOTIFY`` for PostgreSQL).
+the two databases write differently) and the form of its ``roots`` parameter
+(:meth:`SQLStore._roots`), its clock, and what tells other hosts that work is ready
+(:meth:`SQLStore._work_ready`; nothing for SQLite, ``NOTIFY`` for PostgreSQL).
 """
 
 from __future__ import annotations
@@ -75,8 +76,7 @@ _RECORD_EFFECT = """INSERT INTO side_effects (fingerprint, rule, key, remote_id,
                         recorded_at = excluded.recorded_at"""
 _SIDE_EFFECT = """SELECT key, remote_id FROM side_effects
                   WHERE fingerprint = :fingerprint AND rule = :rule AND key = :key"""
-_SIDE_EFFECTS = """SELECT key, remote_id FROM side_effects
-                   WHERE fingerprint = :fingerprint AND rule = :rule ORDER BY key"""
+_SIDE_EFFECTS = "SELECT key, remote_id FROM side_effects WHERE fingerprint = :fingerprint AND rule = :rule"
 _GET = "SELECT * FROM jobs WHERE id = :id"
 _FIND = "SELECT * FROM jobs WHERE fingerprint = :fingerprint AND rule = :rule"
 _KNOWN = """SELECT 1 FROM jobs WHERE root = :root AND relative = :relative AND size = :size
@@ -84,9 +84,11 @@ _KNOWN = """SELECT 1 FROM jobs WHERE root = :root AND relative = :relative AND s
 _JOBS = "SELECT * FROM jobs ORDER BY updated_at DESC, id DESC LIMIT :limit"
 _JOBS_IN_STATE = "SELECT * FROM jobs WHERE state = :state ORDER BY updated_at DESC, id DESC LIMIT :limit"
 _COUNTS = "SELECT state, count(*) AS n FROM jobs GROUP BY state"
-_RETRY = """UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, error_code = NULL,
-                not_before = :now, updated_at = :now, finished_at = NULL, step = NULL
-            WHERE state = 'failed' AND (CAST(:id AS BIGINT) IS NULL OR id = :id)"""
+_RETRY_ALL = """UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, error_code = NULL,
+                    not_before = :now, updated_at = :now, finished_at = NULL, step = NULL
+                WHERE state = 'failed'"""
+#: One job (by its primary key, so the lookup stays an index lookup).
+_RETRY_ONE = f"{_RETRY_ALL} AND id = :id"
 _FORGET_JOBS = "DELETE FROM jobs WHERE ({which}) AND state <> 'running' RETURNING fingerprint, rule"
 _FORGET_EFFECTS = "DELETE FROM side_effects WHERE fingerprint = :fingerprint AND rule = :rule"
 _RENAME_FOLDER = "UPDATE jobs SET root = :new WHERE root = :old"
@@ -153,7 +155,8 @@ class SQLStore(abc.ABC, Generic[Handle]):
 
     @abc.abstractmethod
     def _run(self, handle: Handle, sql: str, params: Mapping[str, Any]) -> Result:
-        """Run one statement of this module (``:name`` parameters) on ``handle``."""
+        """Run one statement of this module (``:name`` parameters) on ``handle``: its
+        :class:`Result`. Raises the database's error (or StoreUnavailableError)."""
 
     @abc.abstractmethod
     def _roots(self, roots: Collection[str] | None) -> object:
@@ -165,10 +168,14 @@ class SQLStore(abc.ABC, Generic[Handle]):
     # --- plumbing -----------------------------------------------------------------------
 
     def _query(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        """The rows of one read-only statement."""
         with self._read() as handle:
             return self._run(handle, sql, params).rows
 
     def _fenced(self, sql: str, params: Mapping[str, Any], *, notify: bool = False) -> bool:
+        """Run one write (``now`` added to ``params``) in its own transaction: True when it
+        changed exactly one row (a fenced write that still held its lease); ``notify``
+        then tells other hosts."""
         with self._tx() as (handle, now):
             changed = self._run(handle, sql, {**params, "now": now}).rowcount == 1
             if changed and notify:
@@ -264,8 +271,9 @@ class SQLStore(abc.ABC, Generic[Handle]):
     def side_effects(self, job: Job) -> list[SideEffect]:
         """Every side effect recorded for the job's (fingerprint, rule), by key."""
         rows = self._query(_SIDE_EFFECTS, {"fingerprint": job.fingerprint, "rule": job.rule})
-        return [SideEffect(row["key"], None if row["remote_id"] is None else restored(row["remote_id"]))
-                for row in rows]
+        effects = [SideEffect(row["key"], None if row["remote_id"] is None else restored(row["remote_id"]))
+                   for row in rows]
+        return sorted(effects, key=lambda effect: effect.key)  # by code point, as both databases may not
 
     # --- queries ------------------------------------------------------------------------
 
@@ -323,7 +331,10 @@ class SQLStore(abc.ABC, Generic[Handle]):
         """Queue failed jobs (all, or the one with ``job_id``) again with attempts reset;
         returns how many."""
         with self._tx() as (handle, now):
-            count = self._run(handle, _RETRY, {"now": now, "id": job_id}).rowcount
+            if job_id is None:
+                count = self._run(handle, _RETRY_ALL, {"now": now}).rowcount
+            else:
+                count = self._run(handle, _RETRY_ONE, {"now": now, "id": job_id}).rowcount
             if count:
                 self._work_ready(handle)
         return count

@@ -179,10 +179,14 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             self._conn.execute("BEGIN")
             try:
                 yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def _run(self, handle: sqlite3.Connection, sql: str, params: Mapping[str, Any]) -> Result:
+        """See :meth:`SQLStore._run`."""
         cursor = handle.execute(sql, params)
         rows = cursor.fetchall()
         return Result(rows, cursor.rowcount)
@@ -198,6 +202,7 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
             self._conn.close()
 
     def _roots(self, roots: Collection[str] | None) -> str | None:
+        """The keys as a JSON array (the claim reads it with ``json_each``)."""
         return None if roots is None else json.dumps(sorted(roots))
 
     def on_new_work(self, callback: Callable[[], None]) -> None:

@@ -37,6 +37,7 @@ class WatchedStore(PostgresStore):
         self.refused: Counter[str] = Counter()
 
     def _counted(self, name: str, call: Callable[[], T]) -> T:
+        """``call()``, counted under ``name`` when the store was down."""
         try:
             return call()
         except StoreUnavailableError:
@@ -104,11 +105,11 @@ def test_a_database_outage_keeps_the_running_step_and_claims_nothing(cluster: Pg
         assert beacon is not None and "job store unreachable" in beacon["status"]
         assert beacon["health"]["store"] is False  # `nemod status`: "health: failing: store"
         backend.gate.set()  # the step finishes while the database is down
+        run_until(daemon, backend.finished.is_set, timeout=30, what="the gated step to finish")
         probes = store.refused["now"]
-        # The step is done (its result waits for the store) and the loop has asked the store
-        # again since, with a worker free.
-        run_until(daemon, lambda: backend.finished.is_set() and store.refused["now"] > probes,
-                  timeout=30, what="the finished step and another probe of the stopped store")
+        # Its result waits for the store; the loop asks the store again, a worker free.
+        run_until(daemon, lambda: store.refused["now"] > probes, timeout=30,
+                  what="another probe of the stopped store")
         assert backend.calls == ["a.mov"], "something was claimed during the outage"
 
         cluster.start()

@@ -58,6 +58,7 @@ def jobs(url: str, state: JobState | None = None) -> list[Job]:
 
 
 def done_count(url: str) -> int:
+    """How many jobs are done."""
     return len(jobs(url, JobState.DONE))
 
 
@@ -110,8 +111,11 @@ def test_a_killed_hosts_job_is_reclaimed_by_the_other_within_the_lease(kit: Any,
         assert job is not None
         return job
 
-    kit.wait_until(lambda: now().host == survivor and now().lease_token > claimed.lease_token,
-                   LEASE + 5, f"{survivor} to re-claim job {claimed.id}")
+    def reclaimed() -> bool:
+        job = now()
+        return job.host == survivor and job.lease_token > claimed.lease_token
+
+    kit.wait_until(reclaimed, LEASE + 5, f"{survivor} to re-claim job {claimed.id}")
     assert time.monotonic() - killed_at <= LEASE + 5
     kit.wait_until(lambda: now().state is JobState.DONE, 120, "the re-claimed job to finish")
     assert [name for name in kit.visible(output) if name.endswith(".mp4")] == ["long-00.mp4"]
