@@ -1,86 +1,239 @@
-"""The NemoVideo draft format's track kinds, its one-line human summary and the lines that
-say why each pause was cut (``nemod explain``). Pure.
+"""The NemoVideo draft format, and the one place a :class:`~nemod.timeline.Timeline` becomes
+a draft or a draft a timeline. Pure.
 
-Neutral ground for the local engine (which writes drafts, ``nemod/engine/timeline.py``),
-the cloud backend (which reads the drafts the service returns) and ``nemod serve``: none
-of them needs the others (or PyAV) to name a track or summarise a draft.
+A draft is ``{"t": [track, ...], "d": ms, "m": {...}}``; each track has ``tt`` (0 video,
+1 audio, 7 text), ``sg`` (segments), ``d`` (duration, ms) and ``m`` (metadata):
+
+- video (``tt`` 0): segments ``{"src", "s", "e"}``, ranges of a source (ms) laid end to end
+  on the output; ``m`` has ``name``, ``pauses_cut``, ``speed``, ``mute`` and ``trim``;
+- BGM (``tt`` 1): one segment ``{"src", "s", "e", "v"}`` (output ms, volume 0–1); ``m`` has
+  ``name``, ``path``, ``volume``, ``duck``;
+- text (``tt`` 7): ``m.kind`` ``"title"`` (``position``, ``size``) or ``"captions"``
+  (``burn``, ``language``); segments ``{"text", "s", "e"}`` in output ms;
+- draft ``m``: ``canvas`` ``{w, h, fit}``, ``fps``, ``copy`` (remux only), ``audio``
+  ``{normalize}``, ``fade`` ``{in, out}`` (seconds), ``language``, ``notes``,
+  ``analysis_seconds``.
+
+Drafts cross nemod's edges: the job's ``.log.json``, the NemoVideo API (the cloud backend
+reads the service's drafts) and ``nemod serve`` (which hands drafts to clients and renders
+the ones they send back). Everything inside nemod works on the typed timeline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from nemod.errors import NemodError
+from nemod.timeline import (
+    Canvas,
+    CaptionTrack,
+    Clip,
+    MusicTrack,
+    Span,
+    Timeline,
+    TitleTrack,
+    TrimReport,
+    VideoTrack,
+)
 
 VIDEO, AUDIO, TEXT = 0, 1, 7
 Draft = dict[str, Any]
+#: The draft settings (``m``) this module reads into a timeline; others go to ``extra``.
+_MODELLED = frozenset({"canvas", "fps", "copy", "fade", "audio", "language", "notes", "analysis_seconds"})
 
 
-def _seconds(ms: float) -> str:
-    return f"{ms / 1000:.0f}"
+class DraftError(NemodError, ValueError):
+    """A draft that is not the NemoVideo format nemod reads (the message says where)."""
 
 
-def trim_lines(draft: Draft) -> list[str]:
-    """Why each pause was cut, for ``nemod explain``: the trim's settings and signals, the
-    notes of the analysis, then one line per cut (source time, length, what the signals said)."""
-    video = next((track for track in draft.get("t", []) if track.get("tt") == VIDEO), None)
-    trim = (video or {}).get("m", {}).get("trim")
-    lines = [f"note: {note}" for note in draft.get("m", {}).get("notes", [])]
-    if not trim:
-        return lines
-    cuts = trim.get("cuts", [])
-    lines.append(
-        f"pause trim: {len(cuts)} cut{'s' if len(cuts) != 1 else ''} (pauses of {trim['min_pause']:g} s or more, "
-        f"{trim['padding']:g} s kept beside speech, sensitivity {trim['sensitivity']}; "
-        f"speech found by {', '.join(trim['signals'])})")
-    for cut in cuts:
-        heard = ""
-        if "silero_max" in cut:
-            heard = (f": Silero at most {cut['silero_max']:.2f}, level "
-                     f"{cut['level_over_floor_db']:g} dB over the recording's noise floor")
-        lines.append(f"  cut {clock(cut['start'])}–{clock(cut['end'])} ({cut['seconds']:.1f} s){heard}")
-    return lines
+def to_draft(timeline: Timeline) -> Draft:
+    """``timeline`` as a NemoVideo draft: video, music, titles, captions, then the tracks
+    nemod does not model, in that order."""
+    duration = timeline.duration
+    tracks: list[dict[str, Any]] = []
+    if timeline.video is not None:
+        tracks.append(_video_track(timeline.video, duration))
+    if timeline.music is not None:
+        music = timeline.music
+        tracks.append({
+            "tt": AUDIO, "sg": [{"src": music.name, "s": music.start, "e": music.end, "v": music.volume}],
+            "d": duration, "m": {"name": music.name, "path": music.path, "volume": music.volume, "duck": music.duck},
+        })
+    for title in timeline.titles:
+        tracks.append({
+            "tt": TEXT, "sg": [_span(title.span)], "d": duration,
+            "m": {"kind": "title", "name": title.span.text, "position": title.position, "size": title.size},
+        })
+    if timeline.captions is not None:
+        captions = timeline.captions
+        tracks.append({
+            "tt": TEXT, "sg": [_span(cue) for cue in captions.cues], "d": duration,
+            "m": {"kind": "captions", "name": "Captions", "burn": captions.burn, "language": captions.language},
+        })
+    tracks += [dict(track) for track in timeline.other_tracks]
+    return {"t": tracks, "d": duration, "m": _settings(timeline)}
 
 
-def clock(seconds: float, digits: int = 1) -> str:
-    """``seconds`` as ``m:ss.s`` (``digits`` decimals; 0 gives ``m:ss``), for logs and explain."""
-    minutes, rest = divmod(round(seconds, digits), 60)
-    return f"{int(minutes)}:{rest:0{3 + digits if digits else 2}.{digits}f}"
+def _video_track(video: VideoTrack, duration: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": video.name, "pauses_cut": video.pauses_cut, "speed": video.speed,
+                            "mute": video.mute}
+    if video.trim is not None:
+        trim = video.trim
+        meta["trim"] = {"min_pause": trim.min_pause, "padding": trim.padding, "sensitivity": trim.sensitivity,
+                        "signals": list(trim.signals), "cuts": [dict(cut) for cut in trim.cuts]}
+    return {"tt": VIDEO, "sg": [{"src": clip.source, "s": clip.start, "e": clip.end} for clip in video.clips],
+            "d": duration, "m": meta}
 
 
-def summarize(draft: Draft) -> str:
-    """The human track summary, e.g.
-    ``Timeline (2 tracks): 1. Video: talk.mp4 (0-94s, 6 pauses cut) 2. Captions (burned)``."""
-    parts = []
-    for index, track in enumerate(draft.get("t", []), start=1):
-        meta = track.get("m", {})
-        duration = track.get("d", draft.get("d", 0))
-        kind = track.get("tt")
-        if kind == VIDEO:
-            extras = []
-            if draft.get("m", {}).get("copy"):
-                extras.append("copied as is")
-            cuts = meta.get("pauses_cut", 0)
-            if cuts:
-                extras.append(f"{cuts} pause{'s' if cuts != 1 else ''} cut")
-            if meta.get("speed", 1.0) not in (1, 1.0, None):
-                extras.append(f"{meta['speed']:g}x")
-            if meta.get("mute"):
-                extras.append("muted")
-            extra = "".join(f", {item}" for item in extras)
-            parts.append(f"{index}. Video: {meta.get('name', 'video')} (0-{_seconds(duration)}s{extra})")
-        elif kind == AUDIO:
-            volume = meta.get("volume")
-            level = f", {round(volume * 100)}%" if isinstance(volume, (int, float)) else ""
-            parts.append(f"{index}. BGM: {meta.get('name', 'audio')} (0-{_seconds(duration)}s{level})")
-        elif kind == TEXT and meta.get("kind") == "captions":
-            how = "burned" if meta.get("burn", True) else "sidecar only"
-            parts.append(f"{index}. Captions ({how})")
-        elif kind == TEXT:
-            segments = track.get("sg", [])
-            if segments:
-                seg = segments[0]
-                parts.append(f'{index}. Title: "{seg.get("text", "")}" ({_seconds(seg["s"])}-{_seconds(seg["e"])}s)')
-            else:
-                parts.append(f"{index}. Text: {meta.get('name', 'text')}")
+def _span(span: Span) -> dict[str, Any]:
+    return {"text": span.text, "s": span.start, "e": span.end}
+
+
+def _settings(timeline: Timeline) -> dict[str, Any]:
+    meta: dict[str, Any] = dict(timeline.extra)
+    if timeline.canvas is not None:
+        meta["canvas"] = {"w": timeline.canvas.width, "h": timeline.canvas.height, "fit": timeline.canvas.fit}
+    if timeline.fps is not None:
+        meta["fps"] = timeline.fps
+    if timeline.copy:
+        meta["copy"] = True
+    meta["fade"] = {"in": timeline.fade_in, "out": timeline.fade_out}
+    meta["audio"] = {"normalize": timeline.normalize}
+    if timeline.language is not None:
+        meta["language"] = dict(timeline.language)
+    if timeline.notes:
+        meta["notes"] = list(timeline.notes)
+    if timeline.analysis_seconds:
+        meta["analysis_seconds"] = dict(timeline.analysis_seconds)
+    return meta
+
+
+def from_draft(draft: object) -> Timeline:
+    """The timeline a NemoVideo draft describes. The first video track with segments is the
+    picture, the first audio track the music, text tracks are titles or (``m.kind``
+    ``captions``) the captions; any other track is kept as it is in ``other_tracks``.
+    Raises :class:`DraftError` when ``draft`` is not a draft or a track nemod reads is malformed
+    (a segment without its source or times, a time that is not a number)."""
+    if not isinstance(draft, dict):
+        raise DraftError("the draft is not a JSON object")
+    tracks = draft.get("t", [])
+    if not isinstance(tracks, list) or not all(isinstance(track, dict) for track in tracks):
+        raise DraftError("the draft's tracks (t) are not a list of objects")
+    meta = _object(draft.get("m", {}), "the draft's settings (m)")
+    duration = _ms(draft.get("d", 0), "the draft's length (d)")
+    video: VideoTrack | None = None
+    music: MusicTrack | None = None
+    titles: list[TitleTrack] = []
+    captions: CaptionTrack | None = None
+    others: list[Mapping[str, Any]] = []
+    for number, track in enumerate(tracks, start=1):
+        kind, track_meta, segments = track.get("tt"), _object(track.get("m", {}), f"track {number}'s m"), track.get("sg", [])
+        if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
+            raise DraftError(f"track {number}'s segments (sg) are not a list of objects")
+        if kind == VIDEO and video is None and segments:
+            video = _read_video(number, segments, track_meta)
+        elif kind == AUDIO and music is None and segments:
+            music = _read_music(number, segments[0], track_meta)
+        elif kind == TEXT and track_meta.get("kind") == "captions" and captions is None:
+            captions = CaptionTrack(tuple(_read_span(number, seg) for seg in segments),
+                                    burn=bool(track_meta.get("burn", True)),
+                                    language=str(track_meta.get("language") or "en"))
+        elif kind == TEXT and segments and track_meta.get("kind", "title") == "title":
+            titles.append(TitleTrack(_read_span(number, segments[0]), position=str(track_meta.get("position", "bottom")),
+                                     size=_number(track_meta.get("size", 0.0), f"track {number}'s size")))
         else:
-            parts.append(f"{index}. Track type {kind}: {meta.get('name', '')}".rstrip(": "))
-    return f"Timeline ({len(parts)} track{'s' if len(parts) != 1 else ''}): " + " ".join(parts)
+            others.append(track)
+    return Timeline(
+        video=video, duration=duration, music=music, titles=tuple(titles), captions=captions,
+        **_read_settings(meta), other_tracks=tuple(others),
+    )
+
+
+def _read_video(number: int, segments: list[dict[str, Any]], meta: dict[str, Any]) -> VideoTrack:
+    clips = []
+    for seg in segments:
+        source = seg.get("src")
+        if not isinstance(source, str) or not source:
+            raise DraftError(f"a segment of track {number} names no source (src)")
+        clips.append(Clip(source, _ms(seg.get("s", 0), f"track {number}'s s"), _ms(seg.get("e", 0), f"track {number}'s e")))
+    trim_raw = meta.get("trim")
+    trim = None
+    if isinstance(trim_raw, dict):
+        trim = TrimReport(
+            min_pause=_number(trim_raw.get("min_pause", 0), "the trim's min_pause"),
+            padding=_number(trim_raw.get("padding", 0), "the trim's padding"),
+            sensitivity=str(trim_raw.get("sensitivity", "")),
+            signals=tuple(str(signal) for signal in trim_raw.get("signals", [])),
+            cuts=tuple(dict(cut) for cut in trim_raw.get("cuts", []) if isinstance(cut, dict)),
+        )
+    return VideoTrack(
+        tuple(clips), name=str(meta.get("name") or "video"),
+        pauses_cut=int(_number(meta.get("pauses_cut", 0) or 0, f"track {number}'s pauses_cut")),
+        speed=_number(meta.get("speed") or 1.0, f"track {number}'s speed"), mute=bool(meta.get("mute")), trim=trim,
+    )
+
+
+def _read_music(number: int, seg: dict[str, Any], meta: dict[str, Any]) -> MusicTrack:
+    name = seg.get("src")
+    if not isinstance(name, str) or not name:
+        raise DraftError(f"the music of track {number} names no source (src)")
+    volume = _number(seg.get("v", meta.get("volume", 0.35)), f"track {number}'s volume")
+    return MusicTrack(name=name, path=str(meta.get("path") or name), start=_ms(seg.get("s", 0), f"track {number}'s s"),
+                      end=_ms(seg.get("e", 0), f"track {number}'s e"), volume=volume, duck=bool(meta.get("duck", True)))
+
+
+def _read_span(number: int, seg: dict[str, Any]) -> Span:
+    return Span(str(seg.get("text", "")), _ms(seg.get("s", 0), f"track {number}'s s"),
+                _ms(seg.get("e", 0), f"track {number}'s e"))
+
+
+def _read_settings(meta: dict[str, Any]) -> dict[str, Any]:
+    canvas_raw = _object(meta.get("canvas") or {}, "the draft's canvas")
+    canvas = None
+    if canvas_raw.get("w") and canvas_raw.get("h"):
+        canvas = Canvas(int(_number(canvas_raw["w"], "the canvas width")), int(_number(canvas_raw["h"], "the canvas height")),
+                        str(canvas_raw.get("fit") or "crop"))
+    fade = _object(meta.get("fade") or {}, "the draft's fade")
+    audio = _object(meta.get("audio") or {}, "the draft's audio")
+    normalize = audio.get("normalize")
+    language = meta.get("language")
+    seconds = _object(meta.get("analysis_seconds") or {}, "the draft's analysis_seconds")
+    return {
+        "fps": _number(meta["fps"], "the draft's fps") if meta.get("fps") else None,
+        "canvas": canvas, "copy": bool(meta.get("copy")),
+        "fade_in": _number(fade.get("in") or 0, "the fade in"), "fade_out": _number(fade.get("out") or 0, "the fade out"),
+        "normalize": None if normalize is None else _number(normalize, "the loudness target"),
+        "language": dict(language) if isinstance(language, dict) else None,
+        "notes": tuple(str(note) for note in meta.get("notes") or ()),
+        "analysis_seconds": {str(key): _number(value, "an analysis time") for key, value in seconds.items()},
+        "extra": {key: value for key, value in meta.items() if key not in _MODELLED},
+    }
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DraftError(f"{what} is not a JSON object")
+    return value
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DraftError(f"{what} is not a number: {value!r}")
+    return float(value)
+
+
+def _ms(value: object, what: str) -> int:
+    return round(_number(value, what))
+
+
+def log_timeline(log: Mapping[str, Any] | None) -> Timeline | None:
+    """The timeline in a job's ``.log.json`` (its ``draft``); None when the log has none or
+    it cannot be read (an older or damaged log: the caller shows less, it does not fail)."""
+    draft = log.get("draft") if log is not None else None
+    if not isinstance(draft, dict):
+        return None
+    try:
+        return from_draft(draft)
+    except DraftError:
+        return None

@@ -1,5 +1,5 @@
 """A picture of one edit, as SVG: what was kept and cut of the source, and what the output
-holds. Pure: takes a draft and the source's loudness, returns text.
+holds. Pure: takes a timeline and the source's loudness, returns text.
 
 Two lanes share one width. The top lane is the *source*: its loudness over time, the kept
 stretches on a light ground and the cut ones struck through in grey, each cut with a tooltip
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from nemod.draft import AUDIO, TEXT, VIDEO, Draft, clock
+from nemod.timeline import Timeline, clock
 
 #: The loudness the lane's floor stands for (dBFS); quieter is drawn as nothing.
 FLOOR_DB = -60.0
@@ -40,19 +39,6 @@ class Loudness:
     @property
     def duration(self) -> float:
         return self.step * len(self.db)
-
-
-def _video(draft: Draft) -> dict[str, Any]:
-    for track in draft.get("t", []):
-        if track.get("tt") == VIDEO:
-            return dict(track)
-    return {}
-
-
-def kept_ranges(draft: Draft) -> list[tuple[float, float]]:
-    """The kept source stretches (seconds) of ``draft``'s video track, in timeline order."""
-    segments = _video(draft).get("sg") or []
-    return [(seg["s"] / 1000, seg["e"] / 1000) for seg in segments if seg.get("e", 0) > seg.get("s", 0)]
 
 
 def cut_ranges(kept: Sequence[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
@@ -128,11 +114,11 @@ def _envelope(canvas: _Canvas, loudness: Loudness, top: float) -> None:
     canvas.parts.append(f'<polygon points="{" ".join(points)}" fill="{_WAVE}" fill-opacity="0.75"/>')
 
 
-def _cut_tips(draft: Draft) -> dict[tuple[float, float], str]:
-    """What the trim said of each cut (``m.trim.cuts``), keyed by rounded source times."""
-    meta = _video(draft).get("m") or {}
+def _cut_tips(timeline: Timeline) -> dict[tuple[float, float], str]:
+    """What the trim said of each cut, keyed by rounded source times."""
+    trim = timeline.video.trim if timeline.video else None
     tips = {}
-    for cut in (meta.get("trim") or {}).get("cuts", []):
+    for cut in trim.cuts if trim else ():
         heard = ""
         if "silero_max" in cut:
             heard = (f"; Silero at most {cut['silero_max']:.2f}, "
@@ -141,15 +127,34 @@ def _cut_tips(draft: Draft) -> dict[tuple[float, float], str]:
     return tips
 
 
-def edit_picture(draft: Draft, loudness: Loudness, *, name: str = "", source_seconds: float | None = None) -> str:
-    """The SVG picture of ``draft`` applied to a source whose loudness is ``loudness``.
+def _overlay_rows(canvas: _Canvas, timeline: Timeline, rows: float) -> float:
+    """Draw a row each for the music, the titles and the captions of ``timeline`` from
+    ``rows`` down; returns where the next row starts."""
+    music = timeline.music
+    if music is not None:
+        canvas.rect(music.start / 1000, music.end / 1000, rows, _TEXT_ROW - 4, _MUSIC,
+                    f"music: {music.name} at {round(music.volume * 100)}%", css="music")
+        rows += _TEXT_ROW
+    for title in timeline.titles:
+        span = title.span
+        canvas.rect(span.start / 1000, span.end / 1000, rows, _TEXT_ROW - 4, _TITLE, f"title: {span.text}", css="title")
+        rows += _TEXT_ROW
+    if timeline.captions is not None:
+        for cue in timeline.captions.cues:
+            canvas.rect(cue.start / 1000, cue.end / 1000, rows, _TEXT_ROW - 4, _CAPTION, cue.text, css="caption")
+        rows += _TEXT_ROW
+    return rows
+
+
+def edit_picture(timeline: Timeline, loudness: Loudness, *, name: str = "", source_seconds: float | None = None) -> str:
+    """The SVG picture of ``timeline`` applied to a source whose loudness is ``loudness``.
 
     ``source_seconds`` is the source's length (default: the loudness's); ``name`` heads
-    the picture (escaped). A draft with no video track draws the source lane only.
+    the picture (escaped). A timeline with no video track draws the source lane only.
     """
     source = source_seconds if source_seconds is not None else loudness.duration
-    kept = kept_ranges(draft)
-    output = float(draft.get("d", 0)) / 1000 or sum(end - start for start, end in kept)
+    kept = timeline.kept()
+    output = timeline.duration / 1000 or sum(end - start for start, end in kept)
     cuts = cut_ranges(kept, source) if kept else []
     seconds = max(source, output, 1e-3)
     canvas = _Canvas(seconds)
@@ -163,7 +168,7 @@ def edit_picture(draft: Draft, loudness: Loudness, *, name: str = "", source_sec
     canvas.text(_MARGIN, top + 10, "source", size=10, fill="#666")
     top += 14
     canvas.rect(0, source, top, _LANE, _KEPT)
-    tips = _cut_tips(draft)
+    tips = _cut_tips(timeline)
     for start, end in cuts:
         tip = f"cut {clock(start)}–{clock(end)} ({end - start:.1f} s)" + tips.get((round(start, 1), round(end, 1)), "")
         canvas.rect(start, end, top, _LANE, _CUT, tip, css="cut")
@@ -179,33 +184,12 @@ def edit_picture(draft: Draft, loudness: Loudness, *, name: str = "", source_sec
     canvas.text(_MARGIN, top + 10, "output", size=10, fill="#666")
     top += 14
     position = 0.0
-    speed = float((_video(draft).get("m") or {}).get("speed") or 1.0)
     for start, end in kept:
-        length = (end - start) / speed
+        length = (end - start) / timeline.speed
         canvas.rect(position, position + length, top, _LANE / 3, _KEPT,
                     f"from the source {clock(start)}–{clock(end)}", css="kept")
         position += length
-    rows = top + _LANE / 3 + 4
-    for track in draft.get("t", []):
-        meta = track.get("m", {})
-        segments = track.get("sg", [])
-        if track.get("tt") == TEXT and meta.get("kind") == "captions":
-            for seg in segments:
-                canvas.rect(seg["s"] / 1000, seg["e"] / 1000, rows, _TEXT_ROW - 4, _CAPTION, seg.get("text", ""),
-                            css="caption")
-            rows += _TEXT_ROW
-        elif track.get("tt") == TEXT:
-            for seg in segments:
-                canvas.rect(seg["s"] / 1000, seg["e"] / 1000, rows, _TEXT_ROW - 4, _TITLE,
-                            f"title: {seg.get('text', '')}", css="title")
-            rows += _TEXT_ROW
-        elif track.get("tt") == AUDIO:
-            volume = meta.get("volume")
-            level = f" at {round(volume * 100)}%" if isinstance(volume, (int, float)) else ""
-            for seg in segments:
-                canvas.rect(seg.get("s", 0) / 1000, seg.get("e", 0) / 1000, rows, _TEXT_ROW - 4, _MUSIC,
-                            f"music: {meta.get('name', '')}{level}", css="music")
-            rows += _TEXT_ROW
+    rows = _overlay_rows(canvas, timeline, top + _LANE / 3 + 4)
     canvas.ticks(output, rows)
     height = rows + 24
     legend = ("kept", _KEPT), ("cut", _CUT), ("captions", _CAPTION), ("title", _TITLE), ("music", _MUSIC)

@@ -19,6 +19,7 @@ from pathlib import Path
 from nemod import __version__
 from nemod.backends.base import Backend, JobContext, JobRequest, Ledger
 from nemod.config import Config, Rule, WatchFolder
+from nemod.draft import to_draft
 from nemod.errors import PermanentJobError
 from nemod.matching import match_rule, unsupported_reason
 from nemod.names import readable
@@ -154,7 +155,7 @@ def run_job(
             "instruction": rule.instruction,
             "backend": backend.name,
             "timeline": rendition.summary,
-            "draft": rendition.draft,
+            "draft": to_draft(rendition.timeline),
             "finished_at": now().isoformat(),
             "seconds": round(time.monotonic() - started, 3),
             "versions": {"nemod": __version__, "python": platform.python_version()},

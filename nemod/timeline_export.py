@@ -1,10 +1,10 @@
-"""Editor timelines: a draft → an OpenTimelineIO timeline → FCPXML, FCP 7 XML, Kdenlive,
+"""Editor timelines: nemod's timeline → an OpenTimelineIO timeline → FCPXML, FCP 7 XML, Kdenlive,
 OTIO and CMX 3600 EDL text. No file is read or written here (the local backend writes the
 texts into the job's scratch folder and the pipeline publishes them); the one impurity is
 the FCPXML adapter's own: it asks ``ffprobe``, when one is installed, for the frame size of
 a media file that exists on this host, to name its format.
 
-:func:`build_timeline` lays the draft out on tracks, frame by frame at the draft's rate:
+:func:`build_timeline` lays the edit out on tracks, frame by frame at its rate:
 
 - ``V1`` the source's kept ranges end to end (the same frames nemod renders), one clip per
   kept range; ``A1`` the same ranges of the source's sound (sound follows picture);
@@ -31,13 +31,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
 
 import opentimelineio as otio
 
-from nemod.draft import AUDIO, TEXT, VIDEO, Draft, clock
 from nemod.edits import TIMELINE_FORMATS
 from nemod.errors import NemodError
+from nemod.timeline import MusicTrack, Span, Timeline, clock
 
 
 class ExportError(NemodError):
@@ -100,20 +99,19 @@ def _range(start: int, duration: int, fps: float) -> otio.opentime.TimeRange:
     return otio.opentime.TimeRange(otio.opentime.RationalTime(start, fps), otio.opentime.RationalTime(duration, fps))
 
 
-def _track(draft: Draft, kind: int, text_kind: str | None = None) -> dict[str, Any] | None:
-    for track in draft.get("t", []):
-        if track.get("tt") == kind and (text_kind is None or track.get("m", {}).get("kind") == text_kind):
-            return dict(track)
-    return None
+def _fps(timeline: Timeline) -> float:
+    """The timeline's frame rate. Raises :class:`ExportError` when it does not say."""
+    if not timeline.fps:
+        raise ExportError("the timeline has no frame rate to export at.")
+    return timeline.fps
 
 
-def source_frames(draft: Draft) -> list[tuple[int, int]]:
-    """The draft's kept source ranges as (first frame, frame count) at the draft's rate."""
-    fps = float(draft["m"]["fps"])
-    video = _track(draft, VIDEO) or {}
+def source_frames(timeline: Timeline) -> list[tuple[int, int]]:
+    """The timeline's kept source ranges as (first frame, frame count) at its rate."""
+    fps = _fps(timeline)
     out = []
-    for seg in video.get("sg", []):
-        start, end = _frames(seg["s"], fps), _frames(seg["e"], fps)
+    for clip in timeline.clips:
+        start, end = _frames(clip.start, fps), _frames(clip.end, fps)
         if end > start:
             out.append((start, end - start))
     return out
@@ -133,26 +131,26 @@ def _true_rate(fps: float) -> Fraction:
     return Fraction(exact_rate(fps)).limit_denominator(1001)
 
 
-def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile | None = None,
+def build_timeline(edit: Timeline, source: MediaFile, name: str, music: MediaFile | None = None,
                    rate: float | None = None) -> otio.schema.Timeline:
-    """The OpenTimelineIO timeline of ``draft`` (the local engine's draft of ``source``),
-    called ``name``; ``music`` is the background music file when the draft has a music track.
-    Frames are counted at the draft's rate and timed at ``rate`` (default :func:`exact_rate`).
+    """The OpenTimelineIO timeline of ``edit`` (the local engine's timeline of ``source``),
+    called ``name``; ``music`` is the background music file when the edit has a music track.
+    Frames are counted at the edit's rate and timed at ``rate`` (default :func:`exact_rate`).
 
-    Raises :class:`ExportError` when the draft has no video to lay out.
+    Raises :class:`ExportError` when the edit has no video to lay out.
     """
-    fps = float(draft["m"]["fps"])
+    fps = _fps(edit)
     rate = rate or exact_rate(fps)
-    ranges = source_frames(draft)
+    ranges = source_frames(edit)
     if not ranges:
         raise ExportError("the timeline has no video to export.")
     available = _range(0, max(1, round(source.duration * fps)), rate)
     timeline = otio.schema.Timeline(name=name, global_start_time=otio.opentime.RationalTime(0, rate))
     timeline.metadata["nemod"] = {
-        "canvas": draft["m"].get("canvas", {}), "fps": fps,
+        "canvas": {"w": edit.canvas.width, "h": edit.canvas.height, "fit": edit.canvas.fit} if edit.canvas else {},
+        "fps": fps,
         "source": {"name": source.name, "width": source.width, "height": source.height, "fps": source.fps},
     }
-    video_meta = (_track(draft, VIDEO) or {}).get("m", {})
     picture = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     sound = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
     for index, (start, count) in enumerate(ranges):
@@ -164,18 +162,17 @@ def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile 
                 metadata={"nemod": {"cut": index, "track": track.name}},
             ))
     timeline.tracks.append(picture)
-    if source.has_audio and not video_meta.get("mute"):
+    if source.has_audio and not (edit.video and edit.video.mute):
         timeline.tracks.append(sound)
     total = sum(count for _, count in ranges)
-    music_track = _track(draft, AUDIO)
-    if music_track is not None and music is not None:
-        timeline.tracks.append(_music(music_track, music, total, fps, rate))
-    title = _track(draft, TEXT, "title")
-    if title is not None:
-        timeline.tracks.append(_text_track("V2", "title", title, total, fps, rate))
-    captions = _track(draft, TEXT, "captions")
-    if captions is not None and captions.get("sg"):
-        timeline.tracks.append(_text_track("V3", "captions", captions, total, fps, rate))
+    if edit.music is not None and music is not None:
+        timeline.tracks.append(_music(edit.music, music, total, fps, rate))
+    if edit.titles:
+        title = edit.titles[0]
+        timeline.tracks.append(_text_track("V2", "title", [title.span], total, fps, rate,
+                                           position=title.position, size=title.size))
+    if edit.captions is not None and edit.captions.cues:
+        timeline.tracks.append(_text_track("V3", "captions", edit.captions.cues, total, fps, rate))
     position = 0
     previous_end: int | None = None
     for start, count in ranges:
@@ -191,9 +188,9 @@ def build_timeline(draft: Draft, source: MediaFile, name: str, music: MediaFile 
     return timeline
 
 
-def _music(track: dict[str, Any], music: MediaFile, total: int, fps: float, rate: float) -> otio.schema.Track:
+def _music(track: MusicTrack, music: MediaFile, total: int, fps: float, rate: float) -> otio.schema.Track:
     """The music file looped over ``total`` frames (the renderer loops it the same way)."""
-    volume = float(track.get("m", {}).get("volume", 1.0))
+    volume = track.volume
     out = otio.schema.Track(name="A2", kind=otio.schema.TrackKind.Audio)
     length = max(1, math.floor(music.duration * fps))
     available = _range(0, length, rate)
@@ -204,35 +201,35 @@ def _music(track: dict[str, Any], music: MediaFile, total: int, fps: float, rate
             name=music.name,
             media_reference=otio.schema.ExternalReference(target_url=music.url, available_range=available),
             source_range=_range(0, count, rate),
-            metadata={"nemod": {"volume": volume, "duck": bool(track.get("m", {}).get("duck"))}},
+            metadata={"nemod": {"volume": volume, "duck": track.duck}},
         ))
         placed += count
     return out
 
 
-def _text_track(name: str, kind: str, track: dict[str, Any], total: int, fps: float,
-                rate: float) -> otio.schema.Track:
+def _text_track(name: str, kind: str, spans: Sequence[Span], total: int, fps: float, rate: float, *,
+                position: str = "bottom", size: float = 0.0) -> otio.schema.Track:
+    """``spans`` as text clips (``position`` and ``size`` as generator parameters) with gaps
+    between them, on the first ``total`` frames."""
     out = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video, metadata={"nemod": {"kind": kind}})
-    position = 0
-    meta = track.get("m", {})
-    for seg in track.get("sg", []):
-        start, end = min(total, _frames(seg["s"], fps)), min(total, _frames(seg["e"], fps))
-        if end <= start or start < position:
+    placed = 0
+    for span in spans:
+        start, end = min(total, _frames(span.start, fps)), min(total, _frames(span.end, fps))
+        if end <= start or start < placed:
             continue
-        if start > position:
-            out.append(otio.schema.Gap(source_range=_range(0, start - position, rate)))
-        text = str(seg.get("text", ""))
+        if start > placed:
+            out.append(otio.schema.Gap(source_range=_range(0, start - placed, rate)))
+        text = span.text
         out.append(otio.schema.Clip(
             name=text.replace("\n", " "),
             media_reference=otio.schema.GeneratorReference(
                 name="Text", generator_kind="Text",
-                parameters={"text": text, "position": str(meta.get("position", "bottom")),
-                            "size": float(meta.get("size", 0.0))},
+                parameters={"text": text, "position": position, "size": size},
                 available_range=_range(0, end - start, rate),
             ),
             source_range=_range(0, end - start, rate),
         ))
-        position = end
+        placed = end
     return out
 
 
@@ -306,36 +303,33 @@ def _for_format(timeline: otio.schema.Timeline, name: str) -> otio.schema.Timeli
     return out
 
 
-def notes_for(draft: Draft, formats: Sequence[str], timeline: otio.schema.Timeline) -> list[str]:
-    """What each of ``formats`` cannot say about ``draft`` (laid out as ``timeline``), one
+def notes_for(edit: Timeline, formats: Sequence[str], timeline: otio.schema.Timeline) -> list[str]:
+    """What each of ``formats`` cannot say about ``edit`` (laid out as ``timeline``), one
     sentence each, for the job log: nothing is dropped silently."""
     notes: list[str] = []
-    meta = draft.get("m", {})
-    video = (_track(draft, VIDEO) or {}).get("m", {})
     label = ", ".join(formats)
-    speed = float(video.get("speed", 1.0) or 1.0)
+    speed = edit.speed
     if speed != 1.0:
         notes.append(f"timeline ({label}): the {speed:g}x speed change is not in the timeline; its clips play at 1x")
     source = timeline.metadata["nemod"]["source"]
-    canvas = meta.get("canvas", {})
-    if source["width"] and canvas.get("w") and (
-        abs(canvas["w"] / canvas["h"] - source["width"] / source["height"]) > 0.01
+    canvas = edit.canvas
+    if source["width"] and canvas is not None and (
+        abs(canvas.width / canvas.height - source["width"] / source["height"]) > 0.01
     ):
-        notes.append(f"timeline ({label}): the reframe to {canvas['w']}x{canvas['h']} ({canvas.get('fit')}) is not "
+        notes.append(f"timeline ({label}): the reframe to {canvas.width}x{canvas.height} ({canvas.fit}) is not "
                      f"in the timeline; it is at the source's {source['width']}x{source['height']}")
-    fps = float(meta.get("fps", 0) or 0)
+    fps = edit.fps or 0.0
     source_fps = float(timeline.metadata["nemod"]["source"].get("fps", 0) or 0)
     if source_fps and fps and abs(source_fps - fps) / fps > 0.005:
         notes.append(f"timeline ({label}): the source averages {source_fps:g} fps (variable or unusual); the timeline "
                      f"counts its frames at {fps:g} fps as nemod renders it, so an editor that conforms it "
                      "differently may be off by a frame")
-    fade = meta.get("fade", {})
-    if fade.get("in") or fade.get("out"):
+    if edit.fade_in or edit.fade_out:
         notes.append(f"timeline ({label}): the fades are not in the timeline")
-    if (meta.get("audio") or {}).get("normalize") is not None:
+    if edit.normalize is not None:
         notes.append(f"timeline ({label}): loudness normalisation is not in the timeline")
-    music = _track(draft, AUDIO)
-    if music is not None and music.get("m", {}).get("duck"):
+    music = edit.music
+    if music is not None and music.duck:
         notes.append(f"timeline ({label}): the music is at a constant volume; ducking under speech is not in the timeline")
     texts = [track.name for track in _text_tracks(timeline)]
     for name in formats:
@@ -345,7 +339,7 @@ def notes_for(draft: Draft, formats: Sequence[str], timeline: otio.schema.Timeli
                          + ("import the .srt for the captions" if "V3" in texts else "add the title in the editor"))
         if name == "edl" and music is not None:
             notes.append("timeline (edl): an EDL holds the source's picture and sound only; the music is not in it")
-    if _track(draft, TEXT, "captions") is not None:
+    if edit.captions is not None:
         notes.append("timeline: the captions are also in the .srt beside the timeline")
     return notes
 
@@ -597,30 +591,30 @@ def _edl_with_sound(text: str) -> str:
     return _EVENT.sub(lambda match: f"{match.group(1)}AA/V  {match.group(3)}", text)
 
 
-def export(draft: Draft, source: MediaFile, name: str, formats: Sequence[str],
+def export(edit: Timeline, source: MediaFile, name: str, formats: Sequence[str],
            music: MediaFile | None = None) -> Exported:
-    """``draft`` (of ``source``, with ``music`` if it has background music) written as each of
+    """``edit`` (of ``source``, with ``music`` if it has background music) written as each of
     ``formats`` (names in :data:`FORMATS`), the timeline called ``name``.
 
     Raises :class:`ExportError` (one sentence naming the format and the source) when a
     format cannot reference the source, or its adapter refuses the timeline.
     """
-    timeline = build_timeline(draft, source, name, music)
-    fps = float(draft["m"]["fps"])
+    timeline = build_timeline(edit, source, name, music)
+    fps = _fps(edit)
     texts: dict[str, str] = {}
-    notes = notes_for(draft, formats, timeline)
+    notes = notes_for(edit, formats, timeline)
     for fmt in formats:
         _check_rate(fmt, fps, source.name)
         # The FCPXML adapter knows frame durations by rate labels (23.98, 29.97, 59.94): time its
         # copy at the label and put the times back on exact frames afterwards.
         label = (23.98 if abs(fps - 23.976) < 0.001 else fps) if fmt == "fcpxml" else None
-        laid_out = timeline if label is None else build_timeline(draft, source, name, music, label)
+        laid_out = timeline if label is None else build_timeline(edit, source, name, music, label)
         try:
             text, said = _write(_for_format(laid_out, fmt), fmt)
         except (otio.exceptions.OTIOError, ValueError, KeyError, AttributeError, TypeError) as exc:
             raise ExportError(f"{FORMATS[fmt].label} cannot be written for {source.name}: {exc}.") from exc
         if fmt == "kdenlive":
-            frames = sum(count for _, count in source_frames(draft))
+            frames = sum(count for _, count in source_frames(edit))
             text = _kdenlive_project(text, source.width, source.height, frames)
         if fmt == "edl":
             text = _edl_header(text)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from nemod.config import Rule
 from nemod.store.base import SideEffect
+from nemod.timeline import Timeline
 
 
 class Ledger(Protocol):
@@ -88,10 +89,10 @@ class Rendition:
     """A backend's result: the MP4 (None when the rule asks for the timeline only), optional
     caption sidecars (by format: ``srt``, ``vtt``) and other files beside it (``files``:
     suffix → path, e.g. editor timelines and ``.timeline.svg``), all inside ``work_dir``,
-    plus the timeline (``draft``), its one-line ``summary`` and details for the job log."""
+    plus the ``timeline``, its one-line ``summary`` and details for the job log."""
 
     video: Path | None
-    draft: dict[str, Any]
+    timeline: Timeline
     summary: str
     captions: dict[str, Path] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)

@@ -45,7 +45,7 @@ from nemod.cloud.api import Balance, ClientPolicy, NemoClient, RenderStatus
 from nemod.cloud.auth import TokenStore
 from nemod.cloud.sse import AgentEvent, StreamResult
 from nemod.config import ACCEPTED_EXTENSIONS, CLOUD_MAX_BYTES, CloudSettings
-from nemod.draft import summarize
+from nemod.draft import DraftError, from_draft
 from nemod.errors import (
     BackendError,
     JobError,
@@ -54,6 +54,7 @@ from nemod.errors import (
     WaitingError,
 )
 from nemod.store.base import SideEffect
+from nemod.timeline import summarize
 
 
 @dataclass(frozen=True)
@@ -251,12 +252,16 @@ class CloudBackend:
             said = f" It said: {answer}" if answer else ""
             raise PermanentJobError(f"The NemoVideo service made no timeline to export.{said}")
         assert isinstance(draft, dict)
+        try:
+            timeline = from_draft(draft)
+        except DraftError as exc:
+            raise PermanentJobError(f"The NemoVideo service returned a draft nemod cannot read: {exc}.") from exc
         render_id, status = self._render(sid, draft, request, context)
         video = self._download(render_id, status, request)
         return Rendition(
             video=video,
-            draft=draft,
-            summary=summarize(draft),
+            timeline=timeline,
+            summary=summarize(timeline),
             details={
                 "cloud": {
                     "api_url": self.client.api_url,

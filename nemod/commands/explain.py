@@ -9,12 +9,12 @@ from typing import Any
 
 from nemod.app import build_engine
 from nemod.commands import add_config_option, load_config
-from nemod.draft import summarize, trim_lines
 from nemod.edits import Timeline
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
 from nemod.names import readable
 from nemod.outputs import render_name
+from nemod.timeline import summarize, trim_lines
 from nemod.timeline_export import FORMATS
 
 
@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if config.backend == "local":
         # The real analysis (VAD, transcription) so the summary shows what would be cut.
         engine = build_engine(config.engine)
-        draft = engine.plan_draft(source, rule.plan)
-        print(f"  {summarize(draft)}")
-        for line in trim_lines(draft):
+        planned = engine.plan_timeline(source, rule.plan)
+        print(f"  {summarize(planned)}")
+        for line in trim_lines(planned):
             print(f"  {line}")
         if args.picture is not None:
             try:
-                engine.write_picture(draft, source, args.picture)
+                engine.write_picture(planned, source, args.picture)
             except OSError as exc:
                 raise NemodError(f"cannot write the picture to {args.picture}: {exc.strerror}") from None
             print(f"  picture: {args.picture}")

@@ -1,9 +1,9 @@
 """The local engine and backend: probe, plan a timeline, render with ffmpeg — on this machine.
 
 :class:`LocalEngine` has two halves that also serve ``nemod serve``:
-``plan_draft`` (analyse the source — probe, voice activity, transcription — and build
-the NemoVideo-format draft) and ``render`` (turn any draft into an MP4 plus caption
-sidecars, in one ffmpeg pass). :class:`LocalBackend` chains them behind the
+``plan_timeline`` (analyse the source — probe, voice activity, transcription — and build
+the :class:`~nemod.timeline.Timeline`) and ``render`` (turn any timeline into an MP4 plus
+caption sidecars, in one ffmpeg pass or a smart cut). :class:`LocalBackend` chains them behind the
 :class:`nemod.backends.base.Backend` interface.
 """
 
@@ -13,7 +13,7 @@ import functools
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.backends.base import Progress as StepProgress
 from nemod.config import EngineSettings, resolve_path
 from nemod.config import media_url as media_url_of
-from nemod.draft import AUDIO, TEXT, Draft, summarize
-from nemod.edits import Captions, Plan, Timeline, TrimPauses
+from nemod.edits import Captions, Plan, TrimPauses
+from nemod.edits import Timeline as TimelineExport
 from nemod.engine import captions as caption_text
 from nemod.engine.fonts import find_font
 from nemod.engine.listen import Listener
@@ -36,12 +36,13 @@ from nemod.engine.render import (
     render_args,
 )
 from nemod.engine.smartrender import SmartRenderer, check_stopped
-from nemod.engine.timeline import Analysis, build_draft, draft_cues, has_captions, source_window
+from nemod.engine.timeline import Analysis, build_timeline, source_window, timeline_cues
 from nemod.errors import MediaError, PermanentJobError, RetryableJobError
 from nemod.languages import has_cjk
 from nemod.media import ffmpeg
 from nemod.media.probe import MediaInfo, probe
 from nemod.picture import edit_picture
+from nemod.timeline import Timeline, summarize
 
 #: How many probe results a LocalEngine remembers (a few jobs' sources).
 _PROBES_REMEMBERED = 16
@@ -104,15 +105,15 @@ class LocalEngine:
 
     # --- analysis -------------------------------------------------------------------------
 
-    def plan_draft(
+    def plan_timeline(
         self,
         source: Path,
         plan: Plan,
         *,
         progress: StepProgress = _quiet,
         cancel: threading.Event | None = None,
-    ) -> Draft:
-        """Analyse ``source`` and return the draft that carries out ``plan``.
+    ) -> Timeline:
+        """Analyse ``source`` and return the timeline that carries out ``plan``.
 
         Raises :class:`PermanentJobError` when the source is not usable media (or the plan
         leaves nothing of it), :class:`MediaError` when cancelled.
@@ -132,56 +133,44 @@ class LocalEngine:
                                              cancel, language=captions.language if captions else None)
         progress("analyse", 1.0)
         try:
-            draft = build_draft(plan, media, analysis)
+            timeline = build_timeline(plan, media, analysis)
             if trim is not None and analysis.speech is not None:
-                cut_points = self.smart.cut_points(draft, media)
+                cut_points = self.smart.cut_points(timeline, media)
                 if cut_points:
-                    draft = build_draft(plan, media, analysis, cut_points=cut_points)
+                    timeline = build_timeline(plan, media, analysis, cut_points=cut_points)
         except ValueError as exc:
             raise PermanentJobError(str(exc)) from exc
         if timings:
-            draft["m"]["analysis_seconds"] = {key: round(value, 3) for key, value in timings.items()}
-        return draft
+            timeline = replace(timeline, analysis_seconds={key: round(value, 3) for key, value in timings.items()})
+        return timeline
 
     # --- rendering ------------------------------------------------------------------------
 
-    def _music(self, draft: Draft, sources: Mapping[str, Path]) -> dict[str, Path]:
-        found: dict[str, Path] = {}
+    def _music(self, timeline: Timeline, sources: Mapping[str, Path]) -> dict[str, Path]:
+        """The music file of ``timeline`` by name: from ``sources``, else its ``path`` (relative
+        to the config). Raises :class:`PermanentJobError` when it is not found."""
+        music = timeline.music
+        if music is None:
+            return {}
+        if music.name in sources:
+            return {music.name: Path(sources[music.name])}
         base = getattr(self.settings, "base_dir", None)
-        for track in draft.get("t", []):
-            if track.get("tt") != AUDIO:
-                continue
-            for seg in track.get("sg", []):
-                name = seg["src"]
-                if name in sources:
-                    found[name] = Path(sources[name])
-                    continue
-                raw = track.get("m", {}).get("path") or name
-                path = resolve_path(Path(base) if base is not None else Path.cwd(), raw)
-                if not path.is_file():
-                    raise PermanentJobError(f"the background music file {raw} was not found.")
-                found[name] = path
-        return found
+        path = resolve_path(Path(base) if base is not None else Path.cwd(), music.path)
+        if not path.is_file():
+            raise PermanentJobError(f"the background music file {music.path} was not found.")
+        return {music.name: path}
 
-    def _overlay(self, draft: Draft, work_dir: Path, stem: str) -> tuple[Path | None, Path | None]:
+    def _overlay(self, timeline: Timeline, work_dir: Path, stem: str) -> tuple[Path | None, Path | None]:
         """Write the ASS file of the text to burn (captions with ``burn``, titles)."""
-        canvas = draft.get("m", {}).get("canvas") or {}
-        width, height = int(canvas.get("w", 0)), int(canvas.get("h", 0))
-        cues: list[caption_text.Cue] = []
-        titles: list[caption_text.TitleText] = []
-        for track in draft.get("t", []):
-            meta = track.get("m", {})
-            if track.get("tt") != TEXT:
-                continue
-            if meta.get("kind") == "captions":
-                if meta.get("burn", True):
-                    cues = draft_cues({"t": [track]})
-            else:
-                titles += [
-                    caption_text.TitleText(str(seg.get("text", "")), seg["s"] / 1000, seg["e"] / 1000,
-                                           str(meta.get("position", "center")), float(meta.get("size", 0.08)))
-                    for seg in track.get("sg", []) if str(seg.get("text", "")).strip()
-                ]
+        canvas = timeline.canvas
+        width, height = (canvas.width, canvas.height) if canvas else (0, 0)
+        burned = timeline.captions is not None and timeline.captions.burn
+        cues = timeline_cues(timeline) if burned else []
+        titles = [
+            caption_text.TitleText(title.span.text, title.span.start / 1000, title.span.end / 1000,
+                                   title.position, title.size)
+            for title in timeline.titles if title.span.text.strip()
+        ]
         if not cues and not titles:
             return None, None
         texts = [line for cue in cues for line in cue.lines] + [title.text for title in titles]
@@ -190,13 +179,13 @@ class LocalEngine:
         path.write_text(caption_text.ass_text(width, height, font.family, cues, titles), encoding="utf-8")
         return path, font.folder
 
-    def sidecars(self, draft: Draft, work_dir: Path, stem: str) -> dict[str, Path]:
-        """Write ``<stem>.srt`` and ``<stem>.vtt`` into ``work_dir`` when ``draft`` has captions;
-        return them by suffix (without dot)."""
+    def sidecars(self, timeline: Timeline, work_dir: Path, stem: str) -> dict[str, Path]:
+        """Write ``<stem>.srt`` and ``<stem>.vtt`` into ``work_dir`` when ``timeline`` has
+        captions (even none were heard); return them by suffix (without dot)."""
         captions: dict[str, Path] = {}
-        if has_captions(draft):
+        if timeline.captions is not None:
             work_dir.mkdir(parents=True, exist_ok=True)
-            cues = draft_cues(draft)
+            cues = timeline_cues(timeline)
             captions["srt"] = work_dir / f"{stem}.srt"
             captions["vtt"] = work_dir / f"{stem}.vtt"
             captions["srt"].write_text(caption_text.srt_text(cues), encoding="utf-8")
@@ -204,10 +193,10 @@ class LocalEngine:
         return captions
 
     def export_timeline(
-        self, draft: Draft, source: Path, formats: Sequence[str], work_dir: Path, stem: str,
+        self, timeline: Timeline, source: Path, formats: Sequence[str], work_dir: Path, stem: str,
         *, media_url: str | None = None,
     ) -> tuple[dict[str, Path], list[str]]:
-        """Write ``draft`` (of ``source``) as the editor timelines ``formats`` into ``work_dir``
+        """Write ``timeline`` (of ``source``) as the editor timelines ``formats`` into ``work_dir``
         (``<stem>.fcpxml``, ``.xml``, ``.kdenlive``, ``.otio``, ``.edl``); the clips reference
         the source by ``media_url`` (None: its ``file://`` URL here), music by its path here.
 
@@ -219,14 +208,14 @@ class LocalEngine:
             media_url or media_url_of(source, None, None), source.name, media.duration,
             media.has_audio, media.width, media.height, media.fps)
         music: timeline_export.MediaFile | None = None
-        for name, path in self._music(draft, {}).items():
+        for name, path in self._music(timeline, {}).items():
             try:
                 facts = probe(path)
             except MediaError as exc:
                 raise PermanentJobError(str(exc)) from exc
             music = timeline_export.MediaFile(media_url_of(path, None, None), name, facts.duration, True)
         try:
-            exported = timeline_export.export(draft, reference, stem, formats, music)
+            exported = timeline_export.export(timeline, reference, stem, formats, music)
         except timeline_export.ExportError as exc:
             raise PermanentJobError(str(exc)) from exc
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -238,7 +227,7 @@ class LocalEngine:
 
     def render(
         self,
-        draft: Draft,
+        timeline: Timeline,
         sources: Mapping[str, Path],
         work_dir: Path,
         stem: str,
@@ -246,16 +235,16 @@ class LocalEngine:
         progress: StepProgress = _quiet,
         cancel: threading.Event | None = None,
     ) -> RenderResult:
-        """Render ``draft`` into ``work_dir``; ``sources`` maps the draft's ``src`` names to files
+        """Render ``timeline`` into ``work_dir``; ``sources`` maps its source names to files
         (music files may also be found from their track's ``path``, relative to the config).
 
-        Writes ``<stem>.render.mp4`` and, when the draft has captions, ``<stem>.srt`` and
-        ``<stem>.vtt``. Raises :class:`PermanentJobError` for a draft that cannot be rendered
+        Writes ``<stem>.render.mp4`` and, when the timeline has captions, ``<stem>.srt`` and
+        ``<stem>.vtt``. Raises :class:`PermanentJobError` for a timeline that cannot be rendered
         (no video, a missing source or font), :class:`RetryableJobError` when ffmpeg fails,
         :class:`MediaError` when cancelled.
         """
         work_dir.mkdir(parents=True, exist_ok=True)
-        names = {seg["src"] for track in draft.get("t", []) if track.get("tt") == 0 for seg in track.get("sg", [])}
+        names = set(timeline.video.sources) if timeline.video else set()
         if not names:
             raise PermanentJobError("the timeline has no video to render.")
         missing = sorted(name for name in names if name not in sources)
@@ -263,38 +252,38 @@ class LocalEngine:
             raise PermanentJobError(f"the timeline uses {missing[0]}, which was not provided.")
         media = {name: self._probe(Path(sources[name])) for name in names}
         output = work_dir / f"{stem}.render.mp4"
-        captions = self.sidecars(draft, work_dir, stem)
+        captions = self.sidecars(timeline, work_dir, stem)
         started = time.monotonic()
         path_details: dict[str, Any] = {}
         result: ffmpeg.FfmpegResult | None = None
-        if draft.get("m", {}).get("copy") and len(media) == 1:
+        if timeline.copy and len(media) == 1:
             result = self._copy(next(iter(media.values())), output, progress, cancel)
         elif len(media) == 1:
-            result, path_details = self.smart.render(draft, next(iter(media.values())), self._music(draft, sources),
-                                               output, progress, cancel)
+            result, path_details = self.smart.render(timeline, next(iter(media.values())),
+                                                     self._music(timeline, sources), output, progress, cancel)
         if result is None:
-            overlay, fonts_dir = self._overlay(draft, work_dir, stem)
-            inputs = RenderInputs(media, self._music(draft, sources), overlay, fonts_dir)
+            overlay, fonts_dir = self._overlay(timeline, work_dir, stem)
+            inputs = RenderInputs(media, self._music(timeline, sources), overlay, fonts_dir)
             try:
-                args = render_args(draft, inputs, output, preset=self.settings.preset,
+                args = render_args(timeline, inputs, output, preset=self.settings.preset,
                                    crf=self.settings.crf, threads=self.settings.threads)
             except ValueError as exc:
                 raise PermanentJobError(f"the timeline cannot be rendered: {exc}.") from exc
-            result = self._run(args, output_duration(draft, media), progress, cancel)
+            result = self._run(args, output_duration(timeline, media), progress, cancel)
         details: dict[str, Any] = {
             "timings": {"render": round(time.monotonic() - started, 3),
-                        **draft.get("m", {}).get("analysis_seconds", {})},
+                        **timeline.analysis_seconds},
             "ffmpeg_command": list(result.argv),
             "ffmpeg_version": ffmpeg.ffmpeg_version(),
         }
-        if draft.get("m", {}).get("language"):
-            details["language"] = draft["m"]["language"]
+        if timeline.language:
+            details["language"] = dict(timeline.language)
         if path_details:
             details["render_path"] = path_details
         return RenderResult(video=output, captions=captions, details=details)
 
-    def write_picture(self, draft: Draft, source: Path, target: Path) -> Path:
-        """Write the SVG picture of ``draft`` applied to ``source`` (:mod:`nemod.picture`) to
+    def write_picture(self, timeline: Timeline, source: Path, target: Path) -> Path:
+        """Write the SVG picture of ``timeline`` applied to ``source`` (:mod:`nemod.picture`) to
         ``target``; returns ``target``. Raises :class:`PermanentJobError` for a source that
         is not usable media."""
         media = self._probe(source)
@@ -302,7 +291,7 @@ class LocalEngine:
             levels = loudness(source, has_audio=media.has_audio)
         except MediaError as exc:
             raise PermanentJobError(str(exc)) from exc
-        target.write_text(edit_picture(draft, levels, name=source.name, source_seconds=media.duration),
+        target.write_text(edit_picture(timeline, levels, name=source.name, source_seconds=media.duration),
                           encoding="utf-8")
         return target
 
@@ -331,8 +320,8 @@ class LocalEngine:
                               on_progress=lambda f: progress("render", f), cancel=cancel)
         except MediaError:
             check_stopped(cancel)
-        draft = build_draft(Plan(), media)
-        args = render_args(draft, RenderInputs({media.path.name: media}), output,
+        whole = build_timeline(Plan(), media)
+        args = render_args(whole, RenderInputs({media.path.name: media}), output,
                            preset=self.settings.preset, crf=self.settings.crf, threads=self.settings.threads)
         return self._run(args, media.duration, progress, cancel)
 
@@ -349,29 +338,29 @@ class LocalBackend:
         """Render ``request`` into ``request.work_dir``; see :class:`nemod.backends.base.Backend`."""
         context.checkpoint("edit")
         plan = request.rule.plan
-        draft = self.engine.plan_draft(request.source, plan, progress=context.progress, cancel=context.cancel)
+        timeline = self.engine.plan_timeline(request.source, plan, progress=context.progress, cancel=context.cancel)
         files: dict[str, Path] = {}
         details: dict[str, Any] = {}
-        wanted: Timeline | None = plan.find(Timeline)
+        wanted: TimelineExport | None = plan.find(TimelineExport)
         if wanted is not None:
             context.checkpoint("timeline")
             files, notes = self.engine.export_timeline(
-                draft, request.source, wanted.formats, request.work_dir, request.stem, media_url=request.media_url)
+                timeline, request.source, wanted.formats, request.work_dir, request.stem, media_url=request.media_url)
             details["timeline_export"] = {"formats": list(wanted.formats), "media": request.media_url
                                           or media_url_of(request.source, None, None), "notes": notes}
         if request.rule.picture == "svg":
             files[".timeline.svg"] = self.engine.write_picture(
-                draft, request.source, request.work_dir / f"{request.stem}.timeline.svg")
+                timeline, request.source, request.work_dir / f"{request.stem}.timeline.svg")
         if not plan.renders:
-            return Rendition(video=None, draft=draft, summary=summarize(draft) + " (timeline only)",
-                             captions=self.engine.sidecars(draft, request.work_dir, request.stem),
+            return Rendition(video=None, timeline=timeline, summary=summarize(timeline) + " (timeline only)",
+                             captions=self.engine.sidecars(timeline, request.work_dir, request.stem),
                              details=details, files=files)
         context.checkpoint("render")
         result = self.engine.render(
-            draft, {request.source.name: request.source}, request.work_dir, request.stem,
+            timeline, {request.source.name: request.source}, request.work_dir, request.stem,
             progress=context.progress, cancel=context.cancel,
         )
         return Rendition(
-            video=result.video, draft=draft, summary=summarize(draft),
+            video=result.video, timeline=timeline, summary=summarize(timeline),
             captions=result.captions, details={**result.details, **details}, files=files,
         )

@@ -1,4 +1,4 @@
-"""ffmpeg argument lists for a draft. Pure: returns argv, runs nothing.
+"""ffmpeg argument lists for a timeline. Pure: returns argv, runs nothing.
 
 Everything is one ffmpeg invocation with one ``filter_complex``: the source is
 decoded once, put on a constant frame-rate grid, split into the kept ranges
@@ -15,11 +15,10 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nemod.config import EngineSettings
-from nemod.draft import AUDIO, VIDEO, Draft
 from nemod.media.probe import MediaInfo
+from nemod.timeline import Clip, Timeline
 
 #: Length of the fade out/in applied to the sound at every join and at the ends (seconds).
 JOIN_FADE = 0.01
@@ -28,7 +27,7 @@ SAMPLE_RATE = 48_000
 
 @dataclass(frozen=True)
 class RenderInputs:
-    """The files a draft refers to: video sources and music by ``src`` name, the ASS file
+    """The files a timeline refers to: video sources and music by name, the ASS file
     to burn (None: nothing to burn) and the font folder for libass."""
 
     media: Mapping[str, MediaInfo]
@@ -54,13 +53,6 @@ def copy_args(media: MediaInfo, output: Path, *, reencode_audio: bool = False) -
     args = ["-y", "-i", str(media.path), "-map", "0:v:0", "-map", "0:a?", "-c:v", "copy"]
     args += ["-c:a", "aac", "-b:a", "160k"] if reencode_audio else ["-c:a", "copy"]
     return [*args, "-movflags", "+faststart", "-f", "mp4", str(output)]
-
-
-def _video_track(draft: Draft) -> dict[str, Any]:
-    for track in draft.get("t", []):
-        if track.get("tt") == VIDEO and track.get("sg"):
-            return dict(track)
-    raise ValueError("the draft has no video track with segments")
 
 
 def _fit(source_w: int, source_h: int, width: int, height: int, fit: str, tag: str = "fit") -> str:
@@ -93,11 +85,11 @@ def _atempo(factor: float) -> str:
 
 @dataclass(frozen=True)
 class _Shape:
-    """What every builder needs to know about a draft: its sources in order of first use,
-    its non-empty video segments, the frame rate, the canvas and the picture options."""
+    """What every builder needs to know about a timeline: its sources in order of first use,
+    its non-empty clips, the frame rate, the canvas and the picture options."""
 
     names: list[str]
-    segments: list[dict[str, Any]]
+    segments: tuple[Clip, ...]
     fps: float
     width: int
     height: int
@@ -112,28 +104,24 @@ class _Shape:
     fade_out: float
 
 
-def _shape(draft: Draft, inputs: RenderInputs) -> _Shape:
-    """Read ``draft``'s video track and settings. Raises ValueError as :func:`render_args`."""
-    video = _video_track(draft)
-    meta = draft.get("m", {})
-    canvas = meta.get("canvas") or {}
-    segments = [seg for seg in video["sg"] if seg.get("e", 0) > seg.get("s", 0)]
-    names = list(dict.fromkeys(seg["src"] for seg in segments))
+def _shape(timeline: Timeline, inputs: RenderInputs) -> _Shape:
+    """Read ``timeline``'s video track and settings. Raises ValueError as :func:`render_args`."""
+    segments = timeline.clips
+    if not segments:
+        raise ValueError("the timeline has no video to render")
+    names = list(dict.fromkeys(clip.source for clip in segments))
     missing = [name for name in names if name not in inputs.media]
     if missing:
-        raise ValueError(f"the draft uses {missing[0]!r}, which is not among the sources given")
+        raise ValueError(f"the timeline uses {missing[0]!r}, which is not among the sources given")
     first = inputs.media[names[0]]
-    width = int(canvas.get("w") or first.width)
-    height = int(canvas.get("h") or first.height)
-    vmeta = video.get("m", {})
-    in_order = all(a["e"] <= b["s"] for a, b in itertools.pairwise(segments))
-    fades = meta.get("fade") or {}
+    canvas = timeline.canvas
+    width, height = (canvas.width, canvas.height) if canvas else (first.width, first.height)
+    in_order = all(a.end <= b.start for a, b in itertools.pairwise(segments))
     return _Shape(
-        names=names, segments=segments, fps=float(meta.get("fps") or 30),
-        width=width // 2 * 2, height=height // 2 * 2, fit=str(canvas.get("fit") or "crop"),
-        speed=float(vmeta.get("speed") or 1.0), mute=bool(vmeta.get("mute")),
-        single=len(names) == 1 and in_order,
-        fade_in=float(fades.get("in") or 0), fade_out=float(fades.get("out") or 0),
+        names=names, segments=segments, fps=timeline.fps or 30.0,
+        width=width // 2 * 2, height=height // 2 * 2, fit=canvas.fit if canvas else "crop",
+        speed=timeline.speed, mute=bool(timeline.video and timeline.video.mute),
+        single=len(names) == 1 and in_order, fade_in=timeline.fade_in, fade_out=timeline.fade_out,
     )
 
 
@@ -148,7 +136,7 @@ def _source_branches(shape: _Shape, inputs: RenderInputs) -> list[str]:
     graph = []
     for index, name in enumerate(shape.names):
         info = inputs.media[name]
-        count = sum(1 for seg in shape.segments if seg["src"] == name)
+        count = sum(1 for seg in shape.segments if seg.source == name)
         if not shape.single:
             split_v = f"split={count}" + "".join(f"[v{index}_{k}]" for k in range(count))
             # Several sources: each is fitted to the canvas before the ranges are joined.
@@ -190,13 +178,13 @@ def _segments(shape: _Shape, inputs: RenderInputs, *, picture: bool = True) -> t
     pieces, audio_pieces, selections = [], [], []
     total = 0.0
     for number, seg in enumerate(shape.segments):
-        index = shape.names.index(seg["src"])
-        info = inputs.media[seg["src"]]
-        k = used[seg["src"]]
-        used[seg["src"]] += 1
-        start_frame = round(seg["s"] / 1000 * fps)
-        end_frame = max(start_frame + 1, round(seg["e"] / 1000 * fps))
-        to_end = seg["e"] >= info.duration * 1000 - 1
+        index = shape.names.index(seg.source)
+        info = inputs.media[seg.source]
+        k = used[seg.source]
+        used[seg.source] += 1
+        start_frame = round(seg.start / 1000 * fps)
+        end_frame = max(start_frame + 1, round(seg.end / 1000 * fps))
+        to_end = seg.end >= info.duration * 1000 - 1
         start, end = start_frame / fps, end_frame / fps
         # Frames are kept when start <= pts < end; the bounds sit a quarter frame before the
         # wanted frames so that rounding to the time base never moves them by a frame.
@@ -272,7 +260,7 @@ def _picture(shape: _Shape, inputs: RenderInputs, duration: float) -> str:
     return chain + "setsar=1,format=yuv420p[vout]"
 
 
-def _sound(draft: Draft, shape: _Shape, inputs: RenderInputs, duration: float) -> tuple[list[str], list[str]]:
+def _sound(timeline: Timeline, shape: _Shape, inputs: RenderInputs, duration: float) -> tuple[list[str], list[str]]:
     """``[acat]`` → ``[aout]``: speed, music (looped, ducked under the voice unless the
     track says not to), loudness, fades. Returns the graph lines and the music's input
     arguments. Raises ValueError when the music is not among ``inputs.music``."""
@@ -280,29 +268,27 @@ def _sound(draft: Draft, shape: _Shape, inputs: RenderInputs, duration: float) -
     chain = "[acat]"
     if shape.speed != 1.0:
         chain += _atempo(shape.speed) + ","
-    music_tracks = [t for t in draft.get("t", []) if t.get("tt") == AUDIO and t.get("sg")]
+    music = timeline.music
     music_args: list[str] = []
-    if music_tracks:
+    if music is not None:
         graph.append(chain + "asplit=2[voice][sidechain]")
-        track = music_tracks[0]
-        seg = track["sg"][0]
-        path = inputs.music.get(seg["src"])
+        path = inputs.music.get(music.name)
         if path is None:
-            raise ValueError(f"the draft's music {seg['src']!r} is not among the sources given")
+            raise ValueError(f"the timeline's music {music.name!r} is not among the sources given")
         music_args = ["-stream_loop", "-1", "-i", str(path)]
-        volume = float(seg.get("v", track.get("m", {}).get("volume", 0.35)))
+        volume = music.volume
         graph.append(
             f"[{len(shape.names)}:a:0]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
             f"atrim=duration={_number(duration)},asetpts=PTS-STARTPTS,volume={_number(volume)}[music]"
         )
-        if track.get("m", {}).get("duck", True):
+        if music.duck:
             graph.append("[music][sidechain]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[ducked]")
         else:
             graph.append("[sidechain]anullsink;[music]anull[ducked]")
         chain = "[voice][ducked]amix=inputs=2:duration=first:normalize=0,"
-    target = (draft.get("m", {}).get("audio") or {}).get("normalize")
+    target = timeline.normalize
     if target is not None:
-        chain += f"loudnorm=I={_number(float(target))}:TP=-1.5:LRA=11,aresample={SAMPLE_RATE},"
+        chain += f"loudnorm=I={_number(target)}:TP=-1.5:LRA=11,aresample={SAMPLE_RATE},"
     if shape.fade_in > 0:
         chain += f"afade=t=in:st=0:d={_number(shape.fade_in)},"
     if shape.fade_out > 0:
@@ -313,7 +299,7 @@ def _sound(draft: Draft, shape: _Shape, inputs: RenderInputs, duration: float) -
 
 def _encoder_args(shape: _Shape, duration: float, output: Path, *, preset: str, crf: int,
                   threads: int, picture: bool = True) -> list[str]:
-    """libx264 on the draft's frame rate (unless not ``picture``) and AAC at
+    """libx264 on the timeline's frame rate (unless not ``picture``) and AAC at
     :data:`SAMPLE_RATE`, cut to ``duration``, into an MP4 with the index first (``+faststart``)."""
     args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-r", _number(shape.fps)] if picture else []
     if threads:
@@ -323,7 +309,7 @@ def _encoder_args(shape: _Shape, duration: float, output: Path, *, preset: str, 
 
 
 def render_args(
-    draft: Draft,
+    timeline: Timeline,
     inputs: RenderInputs,
     output: Path,
     *,
@@ -332,23 +318,23 @@ def render_args(
     threads: int = 0,
     audio_only: bool = False,
 ) -> list[str]:
-    """Return ffmpeg arguments (without the executable) rendering ``draft`` to ``output``:
+    """Return ffmpeg arguments (without the executable) rendering ``timeline`` to ``output``:
     inputs, then one graph of segments → picture and sound, then the encoders.
 
     With ``audio_only`` only the sound is rendered (an M4A: what a smart cut muxes with its
     spliced picture), from the same graph, so it is cut on the same frame times.
-    Raises ValueError when the draft has no video segments or names a source (or music)
-    missing from ``inputs``, or asks for ``audio_only`` on a draft that is not one source
+    Raises ValueError when the timeline has no video clips or names a source (or music)
+    missing from ``inputs``, or asks for ``audio_only`` on a timeline that is not one source
     in order.
     """
-    shape = _shape(draft, inputs)
+    shape = _shape(timeline, inputs)
     if audio_only and not shape.single:
         raise ValueError("only the sound of one source cut in order can be rendered alone")
     graph, total = _segments(shape, inputs, picture=not audio_only)
     duration = total / shape.speed
     if not audio_only:
         graph.append(_picture(shape, inputs, duration))
-    sound, music_args = _sound(draft, shape, inputs, duration)
+    sound, music_args = _sound(timeline, shape, inputs, duration)
     graph += sound
     maps = ["-map", "[aout]", "-vn"] if audio_only else ["-map", "[vout]", "-map", "[aout]"]
     return [
@@ -375,16 +361,13 @@ def decode_check_args(path: Path, *, start: float | None = None, duration: float
     return ["-v", "error", *window, "-i", str(path), "-map", f"0:{stream}:0", "-f", "null", "-"]
 
 
-def output_duration(draft: Draft, media: Mapping[str, MediaInfo]) -> float:
-    """The rendered length in seconds (for progress), from the draft's video segments."""
-    try:
-        video = _video_track(draft)
-    except ValueError:
-        return float(draft.get("d", 0)) / 1000
-    speed = float(video.get("m", {}).get("speed") or 1.0)
+def output_duration(timeline: Timeline, media: Mapping[str, MediaInfo]) -> float:
+    """The rendered length in seconds (for progress), from the timeline's video clips."""
+    if not timeline.clips:
+        return timeline.duration / 1000
     total = 0.0
-    for seg in video["sg"]:
-        info = media.get(seg["src"])
-        end = min(seg["e"] / 1000, info.duration) if info else seg["e"] / 1000
-        total += max(0.0, end - seg["s"] / 1000)
-    return total / speed
+    for clip in timeline.clips:
+        info = media.get(clip.source)
+        end = min(clip.end / 1000, info.duration) if info else clip.end / 1000
+        total += max(0.0, end - clip.start / 1000)
+    return total / timeline.speed

@@ -1,8 +1,8 @@
-"""Smart cutting, the pure part: whether a draft can be rendered by copying most of the
+"""Smart cutting, the pure part: whether a timeline can be rendered by copying most of the
 source's packets, which GOPs are copied and which frames re-encoded, where cuts inside a
 pause can move onto IDR frames, and whether a finished splice's timestamps are sane.
 
-A draft is eligible when it only keeps ranges of one H.264 (8-bit 4:2:0, constant frame
+A timeline is eligible when it only keeps ranges of one H.264 (8-bit 4:2:0, constant frame
 rate, closed-GOP) source in order, with nothing changed in the picture: no speed, scale,
 crop, rotation, burned text or picture fades. Sound may be anything the full render does
 (it is rendered by the same ffmpeg graph). HEVC sources are not eligible (yet).
@@ -16,9 +16,10 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nemod.draft import TEXT, VIDEO, Draft
+from nemod.draft import VIDEO
 from nemod.media.probe import MediaInfo
 from nemod.media.splice import X264_PROFILES, OutputTimes, SplicePlan, VideoIndex
+from nemod.timeline import Timeline
 
 #: Smart cutting is not worth it when more than this share of the kept frames would be
 #: re-encoded (short segments between long GOPs): the full render is about as fast then.
@@ -39,34 +40,29 @@ class SmartPlan:
     encoded: int
 
 
-def draft_reason(draft: Draft, media: MediaInfo) -> str | None:
-    """Why ``draft`` (a one-source render of ``media``) cannot be smart-cut, judged from
-    the draft alone; None when it can be, as far as the draft tells."""
-    meta = draft.get("m", {})
-    if meta.get("copy"):
-        return "the draft copies the source whole"
-    videos = [track for track in draft.get("t", []) if track.get("tt") == VIDEO and track.get("sg")]
-    if len(videos) != 1:
-        return "the draft has more than one video track"
-    segments = videos[0]["sg"]
-    if len({seg["src"] for seg in segments}) != 1:
-        return "the draft joins more than one source"
-    if any(a["e"] > b["s"] for a, b in itertools.pairwise(segments)):
-        return "the draft's ranges are not in source order"
-    if float(videos[0].get("m", {}).get("speed") or 1.0) != 1.0:
-        return "the draft changes the speed"
-    canvas = meta.get("canvas") or {}
-    if (int(canvas.get("w") or media.width), int(canvas.get("h") or media.height)) != (media.width, media.height):
-        return "the draft resizes or crops the picture"
+def timeline_reason(timeline: Timeline, media: MediaInfo) -> str | None:
+    """Why ``timeline`` (a one-source render of ``media``) cannot be smart-cut, judged from
+    the timeline alone; None when it can be, as far as the timeline tells."""
+    if timeline.copy:
+        return "the edit copies the source whole"
+    clips = timeline.clips
+    if not clips or any(track.get("tt") == VIDEO for track in timeline.other_tracks):
+        return "the edit has no video track, or more than one"
+    if len({clip.source for clip in clips}) != 1:
+        return "the edit joins more than one source"
+    if any(a.end > b.start for a, b in itertools.pairwise(clips)):
+        return "the edit's ranges are not in source order"
+    if timeline.speed != 1.0:
+        return "the edit changes the speed"
+    canvas = timeline.canvas
+    if canvas is not None and (canvas.width, canvas.height) != (media.width, media.height):
+        return "the edit resizes or crops the picture"
     if media.rotation:
         return "the source is rotated"
-    fades = meta.get("fade") or {}
-    if float(fades.get("in") or 0) > 0 or float(fades.get("out") or 0) > 0:
-        return "the draft fades the picture"
-    for track in draft.get("t", []):
-        kind = track.get("m", {}).get("kind")
-        if track.get("tt") == TEXT and (kind == "title" or (kind == "captions" and track["m"].get("burn", True))):
-            return "the draft burns text into the picture"
+    if timeline.fade_in > 0 or timeline.fade_out > 0:
+        return "the edit fades the picture"
+    if timeline.titles or (timeline.captions is not None and timeline.captions.burn):
+        return "the edit burns text into the picture"
     return None
 
 
@@ -87,18 +83,15 @@ def index_reason(index: VideoIndex) -> str | None:
     return None
 
 
-def kept_frames(draft: Draft, media: MediaInfo, index: VideoIndex) -> list[tuple[int, int]]:
-    """The source frames ``[start, end)`` ``draft`` keeps (display indices, touching ranges
+def kept_frames(timeline: Timeline, media: MediaInfo, index: VideoIndex) -> list[tuple[int, int]]:
+    """The source frames ``[start, end)`` ``timeline`` keeps (display indices, touching ranges
     joined), computed as the full render's frame selection does."""
-    video = next(track for track in draft["t"] if track.get("tt") == VIDEO and track.get("sg"))
-    fps = float(draft.get("m", {}).get("fps") or index.fps)
+    fps = timeline.fps or index.fps
     ranges: list[tuple[int, int]] = []
-    for seg in video["sg"]:
-        if seg["e"] <= seg["s"]:
-            continue
-        start = round(seg["s"] / 1000 * fps)
-        to_end = seg["e"] >= media.duration * 1000 - 1
-        end = index.frames if to_end else max(start + 1, round(seg["e"] / 1000 * fps))
+    for clip in timeline.clips:
+        start = round(clip.start / 1000 * fps)
+        to_end = clip.end >= media.duration * 1000 - 1
+        end = index.frames if to_end else max(start + 1, round(clip.end / 1000 * fps))
         start, end = min(start, index.frames), min(end, index.frames)
         if end <= start:
             continue
@@ -154,19 +147,19 @@ def copied_heads(
 
 
 def plan_splice(
-    draft: Draft, media: MediaInfo, index: VideoIndex, *, preset: str, threads: int = 0
+    timeline: Timeline, media: MediaInfo, index: VideoIndex, *, preset: str, threads: int = 0
 ) -> SmartPlan | str:
-    """The splice rendering ``draft`` from the source ``index`` describes, or why there is
+    """The splice rendering ``timeline`` from the source ``index`` describes, or why there is
     none (a sentence for the job log)."""
-    reason = draft_reason(draft, media) or index_reason(index)
+    reason = timeline_reason(timeline, media) or index_reason(index)
     if reason is not None:
         return reason
-    fps = float(draft.get("m", {}).get("fps") or 0)
+    fps = timeline.fps or 0.0
     if abs(fps - index.fps) > 0.001 * index.fps:
         return f"the source's {index.fps:.3f} fps is rendered at {fps:.3f} fps"
-    ranges = kept_frames(draft, media, index)
+    ranges = kept_frames(timeline, media, index)
     if not ranges:
-        return "the draft keeps no frame"
+        return "the edit keeps no frame"
     bounds = [*index.idr_frames, index.frames]
     gops = {first: bounds[bounds.index(first) + 1] for first in copied_gops(ranges, index.idr_frames, index.frames)}
     if index.decode_order:

@@ -1,4 +1,4 @@
-"""Rendering a trim-only draft by smart cutting (:mod:`nemod.engine.smartcut` plans it,
+"""Rendering a trim-only timeline by smart cutting (:mod:`nemod.engine.smartcut` plans it,
 :mod:`nemod.media.splice` copies and re-encodes the picture): the sound renders alongside,
 the two are muxed, and the result is verified before it is used; anything else tells the
 caller to render in full."""
@@ -14,12 +14,12 @@ from typing import Any
 
 from nemod.backends.base import Progress as StepProgress
 from nemod.config import EngineSettings
-from nemod.draft import Draft
 from nemod.engine import smartcut
 from nemod.engine.render import RenderInputs, decode_check_args, mux_args, render_args
 from nemod.errors import MediaError
 from nemod.media import ffmpeg, splice
 from nemod.media.probe import MediaInfo
+from nemod.timeline import Timeline
 
 #: How many packet indexes a renderer remembers: a few KB per hour of video.
 _INDEXES_REMEMBERED = 4
@@ -76,16 +76,16 @@ class SmartRenderer:
         self.settings = settings
         self._index_unchanged = functools.lru_cache(maxsize=_INDEXES_REMEMBERED)(_index_stat)
 
-    def cut_points(self, draft: Draft, media: MediaInfo) -> list[float]:
-        """The IDR times (source seconds) of ``media`` when ``draft`` will be smart-cut; none
-        otherwise, so drafts that render in full are planned exactly as without smart cutting."""
-        if not self.settings.smart_cut or smartcut.draft_reason(draft, media) is not None:
+    def cut_points(self, timeline: Timeline, media: MediaInfo) -> list[float]:
+        """The IDR times (source seconds) of ``media`` when ``timeline`` will be smart-cut; none
+        otherwise, so timelines that render in full are planned exactly as without smart cutting."""
+        if not self.settings.smart_cut or smartcut.timeline_reason(timeline, media) is not None:
             return []
         try:
             index = self._index(media.path)
         except (MediaError, OSError):
             return []
-        if isinstance(smartcut.plan_splice(draft, media, index, preset=self.settings.preset), str):
+        if isinstance(smartcut.plan_splice(timeline, media, index, preset=self.settings.preset), str):
             return []
         step = float(index.frame_ticks * index.time_base)
         return [frame * step for frame in index.idr_frames]
@@ -96,21 +96,21 @@ class SmartRenderer:
         return self._index_unchanged(str(path), info.st_ino, info.st_size, info.st_mtime_ns)
 
     def render(
-        self, draft: Draft, media: MediaInfo, music: Mapping[str, Path], output: Path, progress: StepProgress,
+        self, timeline: Timeline, media: MediaInfo, music: Mapping[str, Path], output: Path, progress: StepProgress,
         cancel: threading.Event | None,
     ) -> tuple[ffmpeg.FfmpegResult | None, dict[str, Any]]:
-        """Render ``draft`` (one source, ``media``; ``music`` files by name) by smart cutting
+        """Render ``timeline`` (one source, ``media``; ``music`` files by name) by smart cutting
         when it is eligible and the result verifies:
         (the mux's ffmpeg result, what the log says about it); (None, why not) otherwise,
         leaving nothing at ``output``. Raises :class:`MediaError` when cancelled."""
-        reason = smartcut.draft_reason(draft, media) if self.settings.smart_cut else "engine.smart_cut is off"
+        reason = smartcut.timeline_reason(timeline, media) if self.settings.smart_cut else "engine.smart_cut is off"
         if reason is not None:
             return None, {"path": "full", "reason": reason}
         try:
             index = self._index(media.path)
         except (MediaError, OSError) as exc:
             return None, {"path": "full", "reason": str(exc)}
-        planned = smartcut.plan_splice(draft, media, index, preset=self.settings.preset,
+        planned = smartcut.plan_splice(timeline, media, index, preset=self.settings.preset,
                                        threads=self.settings.threads)
         if isinstance(planned, str):
             return None, {"path": "full", "reason": planned}
@@ -126,7 +126,7 @@ class SmartRenderer:
             clock = time.monotonic()
 
         try:
-            sound_args = render_args(draft, RenderInputs({media.path.name: media}, music), audio,
+            sound_args = render_args(timeline, RenderInputs({media.path.name: media}, music), audio,
                                      threads=self.settings.threads, audio_only=True)
         except ValueError as exc:
             return None, {"path": "full", "reason": f"its sound cannot be rendered alone: {exc}"}

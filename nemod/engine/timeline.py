@@ -1,20 +1,9 @@
-"""Timelines in the NemoVideo draft format. Pure.
+"""Building a timeline from a plan and the source's facts. Pure.
 
-A draft is ``{"t": [track, ...], "d": ms, "m": {...}}``; each track has ``tt``
-(0 video, 1 audio, 7 text), ``sg`` (segments), ``d`` (duration, ms) and ``m``
-(metadata). The local engine writes:
-
-- video (``tt`` 0): segments ``{"src", "s", "e"}`` — ranges of the source (ms) laid
-  end to end on the output timeline; ``m`` has ``name``, ``pauses_cut``, ``speed``,
-  ``mute``;
-- BGM (``tt`` 1): one segment ``{"src", "s", "e", "v"}`` (output ms, volume 0–1);
-  ``m`` has ``name``, ``path``, ``volume``, ``duck``;
-- text (``tt`` 7): ``m.kind`` ``"title"`` or ``"captions"`` (``m.burn``); segments
-  ``{"text", "s", "e"}`` in output ms;
-- draft ``m``: ``canvas`` ``{w, h, fit}``, ``fps``, ``copy`` (remux only),
-  ``audio`` ``{normalize, fade_in, fade_out}``, ``fade`` ``{in, out}`` (seconds).
-
-:func:`nemod.draft.summarize` gives the one-line human summary shown by ``nemod explain``.
+:func:`build_timeline` lays out what a plan keeps of the source (``keep``/``cut``, the
+pauses a trim leaves out, on frame boundaries and, for a smart cut, on the source's IDR
+frames where a pause has room) and what it lays over it (music, a title, captions retimed
+to the cuts), as a :class:`nemod.timeline.Timeline`.
 """
 
 from __future__ import annotations
@@ -26,7 +15,6 @@ from pathlib import PurePath
 from typing import Any
 
 from nemod import languages
-from nemod.draft import AUDIO, TEXT, VIDEO, Draft
 from nemod.edits import (
     Captions,
     Cut,
@@ -47,6 +35,17 @@ from nemod.engine.pauses import Evidence, explain_cuts, onset_fitted, protect
 from nemod.engine.smartcut import snap_to_idr
 from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
+from nemod.timeline import (
+    Canvas,
+    CaptionTrack,
+    Clip,
+    MusicTrack,
+    Span,
+    Timeline,
+    TitleTrack,
+    TrimReport,
+    VideoTrack,
+)
 
 #: A pause trim keeps a silent source whole up to this many seconds (B-roll, a silent shot);
 #: a longer one with no speech at all is refused: trimming its pauses leaves nothing.
@@ -129,10 +128,10 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def build_draft(
+def build_timeline(
     plan: Plan, media: MediaInfo, analysis: Analysis | None = None, *, cut_points: Sequence[float] = ()
-) -> Draft:
-    """Build the draft carrying out ``plan`` on ``media``.
+) -> Timeline:
+    """Build the timeline carrying out ``plan`` on ``media``.
 
     ``analysis`` holds speech and words (source time) when the plan trims pauses or adds
     captions; without it (e.g. ``nemod explain`` on a plan with neither) nothing is cut.
@@ -143,24 +142,51 @@ def build_draft(
     """
     analysis = analysis or Analysis()
     name = media.path.name
-    fps = frame_rate(media.fps)
-    canvas_w, canvas_h = output_size(plan.export, media.width, media.height)
-    meta: dict[str, Any] = {
-        "canvas": {"w": canvas_w, "h": canvas_h, "fit": plan.export.fit},
-        "fps": round(fps, 3),
-    }
+    fps = round(frame_rate(media.fps), 3)
+    canvas = Canvas(*output_size(plan.export, media.width, media.height), fit=plan.export.fit)
     if plan.is_copy:
-        duration = _ms(media.duration)
-        video = {"tt": VIDEO, "sg": [{"src": name, "s": 0, "e": duration}], "d": duration,
-                 "m": {"name": name, "pauses_cut": 0, "speed": 1.0, "mute": False}}
-        return {"t": [video], "d": duration, "m": {**meta, "copy": True}}
+        whole = _ms(media.duration)
+        return Timeline(VideoTrack((Clip(name, 0, whole),), name=name), whole, fps=fps, canvas=canvas, copy=True)
 
     window = source_window(plan, media.duration)
     if window[1] - window[0] < 0.1:
         raise ValueError(f"the cut/keep settings leave nothing of {name} ({media.duration:.1f} s long)")
+    kept, cuts = _kept(plan, analysis, window, cut_points, fps, name)
+    speed: Speed | None = plan.find(Speed)
+    factor = speed.factor if speed else 1.0
+    clips = tuple(Clip(name, _ms(a), _ms(b)) for a, b in kept if _ms(b) > _ms(a))
+    duration = round(sum(clip.length for clip in clips) / factor)
+    trim: TrimPauses | None = plan.find(TrimPauses)
+    report = None
+    if trim is not None and analysis.speech is not None:
+        report = TrimReport(
+            min_pause=trim.min_pause, padding=trim.padding, sensitivity=trim.sensitivity,
+            signals=("silero", "level", *(("whisper words",) if analysis.words else ())),
+            cuts=tuple(explain_cuts([(c.start / 1000, c.end / 1000) for c in clips], window, analysis.evidence)),
+        )
+    video = VideoTrack(clips, name=name, pauses_cut=cuts, speed=factor, mute=plan.find(Mute) is not None, trim=report)
+    fade: Fade | None = plan.find(Fade)
+    normalize: Normalize | None = plan.find(Normalize)
+    wanted: Captions | None = plan.find(Captions)
+    return Timeline(
+        video, duration, fps=fps, canvas=canvas, music=_music(plan, duration), titles=_titles(plan, duration),
+        captions=_captions(wanted, analysis, clips, factor, canvas, duration) if wanted is not None else None,
+        fade_in=fade.fade_in if fade else 0.0, fade_out=fade.fade_out if fade else 0.0,
+        normalize=normalize.lufs if normalize else None,
+        language=dict(analysis.language) if wanted is not None and analysis.language is not None else None,
+        notes=tuple(analysis.notes),
+    )
+
+
+def _kept(
+    plan: Plan, analysis: Analysis, window: tuple[float, float], cut_points: Sequence[float], fps: float, name: str,
+) -> tuple[list[tuple[float, float]], int]:
+    """The source ranges ``plan`` keeps of ``window`` (seconds, on frame boundaries) and how
+    many pauses were cut. Raises ValueError for an hour of sound with no speech to keep."""
     kept: list[tuple[float, float]] = [window]
     cuts = 0
     trim: TrimPauses | None = plan.find(TrimPauses)
+    trimmed = trim is not None and analysis.speech is not None
     if trim is not None and analysis.speech is not None:
         _refuse_long_silence(name, analysis.speech, window)
         # A cut never lands inside a word Whisper heard, when the job transcribes anyway.
@@ -172,56 +198,35 @@ def build_draft(
     # cuts picture and sound at the same frame times, and captions retimed here then match
     # the rendered joins exactly (no drift over many cuts).
     kept = _on_frames(kept, fps, window)
-    if trim is not None and analysis.speech is not None:
+    if trimmed:
         cuts = len(kept) - 1 + (kept[0][0] > window[0]) + (kept[-1][1] < window[1])
-    speed: Speed | None = plan.find(Speed)
-    factor = speed.factor if speed else 1.0
-    segments: list[dict[str, Any]] = [{"src": name, "s": _ms(a), "e": _ms(b)} for a, b in kept if _ms(b) > _ms(a)]
-    total = sum(segment["e"] - segment["s"] for segment in segments)
-    duration = round(total / factor)
-    tracks: list[dict[str, Any]] = [{
-        "tt": VIDEO, "sg": segments, "d": duration,
-        "m": {"name": name, "pauses_cut": cuts, "speed": factor, "mute": plan.find(Mute) is not None},
-    }]
-    if trim is not None and analysis.speech is not None:
-        tracks[0]["m"]["trim"] = {
-            "min_pause": trim.min_pause, "padding": trim.padding, "sensitivity": trim.sensitivity,
-            "signals": ["silero", "level"] + (["whisper words"] if analysis.words else []),
-            "cuts": explain_cuts([(s["s"] / 1000, s["e"] / 1000) for s in segments], window, analysis.evidence),
-        }
+    return kept, cuts
+
+
+def _music(plan: Plan, duration: int) -> MusicTrack | None:
     music: Music | None = plan.find(Music)
-    if music is not None:
-        tracks.append({
-            "tt": AUDIO, "sg": [{"src": PurePath(music.path).name, "s": 0, "e": duration, "v": music.volume}],
-            "d": duration,
-            "m": {"name": PurePath(music.path).name, "path": music.path, "volume": music.volume, "duck": music.duck},
-        })
+    if music is None:
+        return None
+    return MusicTrack(name=PurePath(music.path).name, path=music.path, start=0, end=duration,
+                      volume=music.volume, duck=music.duck)
+
+
+def _titles(plan: Plan, duration: int) -> tuple[TitleTrack, ...]:
     title: Title | None = plan.find(Title)
-    if title is not None and title.start * 1000 < duration:
-        end = min(duration, _ms(title.start + title.duration))
-        tracks.append({
-            "tt": TEXT, "sg": [{"text": title.text, "s": _ms(title.start), "e": end}], "d": duration,
-            "m": {"kind": "title", "name": title.text, "position": title.position, "size": title.size},
-        })
-    wanted: Captions | None = plan.find(Captions)
-    if wanted is not None:
-        written = (analysis.language or {}).get("language") or wanted.language
-        cues = _cues(onset_fitted(analysis.words or (), analysis.evidence), [(s["s"] / 1000, s["e"] / 1000) for s in segments],
-                     factor, canvas_w, canvas_h, duration / 1000, written)
-        tracks.append({
-            "tt": TEXT, "sg": [{"text": cue.text, "s": _ms(cue.start), "e": _ms(cue.end)} for cue in cues],
-            "d": duration, "m": {"kind": "captions", "name": "Captions", "burn": wanted.burn,
-                                 "language": written or languages.ENGLISH},
-        })
-        if analysis.language is not None:
-            meta["language"] = dict(analysis.language)
-    fade: Fade | None = plan.find(Fade)
-    normalize: Normalize | None = plan.find(Normalize)
-    meta["fade"] = {"in": fade.fade_in if fade else 0.0, "out": fade.fade_out if fade else 0.0}
-    meta["audio"] = {"normalize": normalize.lufs if normalize else None}
-    if analysis.notes:
-        meta["notes"] = list(analysis.notes)
-    return {"t": tracks, "d": duration, "m": meta}
+    if title is None or title.start * 1000 >= duration:
+        return ()
+    span = Span(title.text, _ms(title.start), min(duration, _ms(title.start + title.duration)))
+    return (TitleTrack(span, position=title.position, size=title.size),)
+
+
+def _captions(
+    wanted: Captions, analysis: Analysis, clips: Sequence[Clip], factor: float, canvas: Canvas, duration: int,
+) -> CaptionTrack:
+    written = (analysis.language or {}).get("language") or wanted.language
+    cues = _cues(onset_fitted(analysis.words or (), analysis.evidence), [(c.start / 1000, c.end / 1000) for c in clips],
+                 factor, canvas.width, canvas.height, duration / 1000, written)
+    return CaptionTrack(tuple(Span(cue.text, _ms(cue.start), _ms(cue.end)) for cue in cues),
+                        burn=wanted.burn, language=written or languages.ENGLISH)
 
 
 def _on_frames(kept: Sequence[tuple[float, float]], fps: float, window: tuple[float, float]) -> list[tuple[float, float]]:
@@ -274,19 +279,9 @@ def _cues(
     return caption_rules.segment(timed, max_chars=max_chars, end=end, norms=norms)
 
 
-def draft_cues(draft: Draft) -> list[caption_rules.Cue]:
-    """The caption cues of ``draft`` (empty when it has no captions track)."""
-    for track in draft.get("t", []):
-        if track.get("tt") == TEXT and track.get("m", {}).get("kind") == "captions":
-            return [
-                caption_rules.Cue(seg["s"] / 1000, seg["e"] / 1000, tuple(str(seg.get("text", "")).split("\n")))
-                for seg in track.get("sg", [])
-            ]
-    return []
-
-
-def has_captions(draft: Draft) -> bool:
-    """True when ``draft`` has a captions track (sidecars are written even if it is empty)."""
-    return any(
-        track.get("tt") == TEXT and track.get("m", {}).get("kind") == "captions" for track in draft.get("t", [])
-    )
+def timeline_cues(timeline: Timeline) -> list[caption_rules.Cue]:
+    """The caption cues of ``timeline`` (empty when it has no captions)."""
+    if timeline.captions is None:
+        return []
+    return [caption_rules.Cue(cue.start / 1000, cue.end / 1000, tuple(cue.text.split("\n")))
+            for cue in timeline.captions.cues]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemod.draft import clock
 from nemod.engine.pauses import (
     DEFAULT_SENSITIVITY,
     FRAME,
@@ -29,6 +28,7 @@ from nemod.engine.pauses import (
     Sensitivity,
     find_speech,
 )
+from nemod.timeline import clock
 
 SAMPLE_RATE = 16_000
 FRAME_SAMPLES = round(FRAME * SAMPLE_RATE)

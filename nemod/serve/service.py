@@ -27,11 +27,12 @@ from typing import Any
 
 from nemod import languages
 from nemod.config import ACCEPTED_EXTENSIONS, CLOUD_MAX_BYTES, VIDEO_EXTENSIONS
-from nemod.draft import summarize
+from nemod.draft import DraftError, from_draft, to_draft
 from nemod.edits import Captions, EditParseError, Plan, parse_edit
 from nemod.engine.local import LocalEngine
 from nemod.errors import NemodError
 from nemod.serve.faults import Faults
+from nemod.timeline import Timeline, summarize
 
 _RENDER_ID = re.compile(r"^render_[A-Za-z0-9_-]{1,64}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -101,7 +102,9 @@ class Render:
 
     render_id: str
     session_id: str
+    #: The draft as the client sent it, and the timeline read from it (what is rendered).
     draft: dict[str, Any]
+    timeline: Timeline
     status: str = "pending"
     message: str = ""
     video: Path | None = None
@@ -371,14 +374,14 @@ class Service:
             edit.answer = "Please upload a video first, then tell me what to do with it."
             return False
         try:
-            draft = self.engine.plan_draft(videos[0], plan, cancel=self.stopping)
+            timeline = self.engine.plan_timeline(videos[0], plan, cancel=self.stopping)
         except NemodError as exc:
             edit.answer = f"I couldn't edit that video: {exc}"
             return False
         with self._lock:
-            session.draft = draft
+            session.draft = to_draft(timeline)
         edit.answer = (
-            f"Done! {summarize(draft)}. Preview it in the timeline, then click the Export "
+            f"Done! {summarize(timeline)}. Preview it in the timeline, then click the Export "
             "button to render your video."
         )
         return True
@@ -398,13 +401,17 @@ class Service:
                 source = segment.get("src") if isinstance(segment, dict) else None
                 if source is not None and source not in session.media:
                     raise ApiError(f"the draft refers to a file not in this session: {source!r}", status=400)
+        try:
+            timeline = from_draft(draft)
+        except DraftError as exc:
+            raise ApiError(str(exc), status=400) from exc
         with self._lock:
             existing = self._renders.get(render_id)
             if existing is not None:
                 if existing.session_id != session.session_id:
                     raise ApiError("render id already used", status=409)
                 return existing
-            render = Render(render_id, session.session_id, copy.deepcopy(draft))
+            render = Render(render_id, session.session_id, copy.deepcopy(draft), timeline)
             self._renders[render_id] = render
             self.render_counts[session.session_id] = self.render_counts.get(session.session_id, 0) + 1
             session.renders_started += 1
@@ -442,7 +449,7 @@ class Service:
             work.mkdir(parents=True, exist_ok=True)
             try:
                 result = self.engine.render(
-                    render.draft, dict(session.media), work, render.render_id, cancel=self.stopping
+                    render.timeline, dict(session.media), work, render.render_id, cancel=self.stopping
                 )
             except Exception as exc:  # noqa: BLE001 - a failed render is a status, not a crash
                 render.set_status("failed", f"render failed: {type(exc).__name__}")

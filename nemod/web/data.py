@@ -28,10 +28,11 @@ from typing import Any, Protocol
 from nemod.actions import forget_source, retry_job, set_paused
 from nemod.config import Config
 from nemod.daemon.pauses import PausedFolders
+from nemod.draft import log_timeline
 from nemod.errors import NemodError
 from nemod.matching import match_rule, unsupported_reason
 from nemod.names import restored, shown
-from nemod.picture import Loudness, edit_picture, kept_ranges
+from nemod.picture import Loudness, edit_picture
 from nemod.schedule import combine, local_zone
 from nemod.service.status import STATES, JobLine, StatusSnapshot, StatusSource
 from nemod.service.storeview import StoreStatusSource, job_line
@@ -283,12 +284,11 @@ class DashboardData:
         the loudness lane, which needs the source), for jobs whose rule published none;
         None when the job has no log with a draft."""
         detail = self.job(job_id)
-        draft = detail.log.get("draft") if detail is not None and detail.log is not None else None
-        if detail is None or not isinstance(draft, dict):
+        timeline = log_timeline(detail.log) if detail is not None else None
+        if detail is None or timeline is None:
             return None
-        kept = kept_ranges(draft)
-        source = max((end for _, end in kept), default=None)
-        return edit_picture(draft, Loudness(step=1.0, db=()), name=detail.source, source_seconds=source)
+        source = max((end for _, end in timeline.kept()), default=None)
+        return edit_picture(timeline, Loudness(step=1.0, db=()), name=detail.source, source_seconds=source)
 
     # --- actions (each returns a sentence for the person; raises NemodError) -----------
 

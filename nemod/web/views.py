@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from nemod import languages
+from nemod.draft import log_timeline
 from nemod.service.status import STATES, JobLine
 from nemod.web.advice import advise
 from nemod.web.data import JobDetail, JobFilter, JobPage, Overview
@@ -195,14 +197,10 @@ def jobs_list(result: JobPage, query: JobFilter, folders: Sequence[str], rules: 
 
 
 def _caption_language(log: Mapping[str, Any] | None) -> str:
-    """The language the job's captions are written in (its draft's captions track), else ``en``."""
-    draft = log.get("draft") if log is not None else None
-    tracks = draft.get("t", []) if isinstance(draft, dict) else []
-    for track in tracks:
-        meta = track.get("m", {}) if isinstance(track, dict) else {}
-        if meta.get("kind") == "captions" and isinstance(meta.get("language"), str):
-            return str(meta["language"])
-    return "en"
+    """The language the job's captions are written in (its timeline's captions), else ``en``."""
+    timeline = log_timeline(log)
+    captions = timeline.captions if timeline is not None else None
+    return captions.language if captions is not None else languages.ENGLISH
 
 
 def job_page(detail: JobDetail, csrf: str, message: str | None = None) -> str:
@@ -250,9 +248,9 @@ def _actions(job_id: int, state: str, csrf: str) -> str:
 def _timings(log: Mapping[str, Any] | None) -> str:
     if not log:
         return ""
-    draft = log.get("draft")
-    analysis = draft.get("m", {}).get("analysis_seconds", {}) if isinstance(draft, dict) else {}
-    steps: dict[str, float] = {}  # the engine reports analysis steps in the draft and the log
+    timeline = log_timeline(log)
+    analysis = timeline.analysis_seconds if timeline is not None else {}
+    steps: dict[str, float] = {}  # the engine reports analysis steps in the timeline and the log
     for source in (analysis, log.get("timings") or {}):
         for name, seconds in dict(source).items():
             if isinstance(seconds, int | float):
@@ -280,7 +278,7 @@ def _outputs(detail: JobDetail, csrf: str) -> str:
         src = f"/jobs/{job_id}/files/{quote('.timeline.svg')}"
         parts.append(f'<h2>The edit</h2><a href="{_e(src)}"><img id=picture class=picture src="{_e(src)}" '
                      'alt="picture of the edit: kept and cut stretches over the loudness"></a>')
-    elif detail.log is not None and isinstance(detail.log.get("draft"), dict):
+    elif log_timeline(detail.log) is not None:
         src = f"/jobs/{job_id}/picture.svg"
         parts.append(f'<h2>The edit</h2><a href="{_e(src)}"><img id=picture class=picture src="{_e(src)}" '
                      'alt="picture of the edit: kept and cut stretches"></a><p class=note>Drawn from the '
