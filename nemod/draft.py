@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nemod.edits import Title
 from nemod.errors import NemodError
 from nemod.timeline import (
     Canvas,
@@ -109,45 +110,67 @@ def _settings(timeline: Timeline) -> dict[str, Any]:
     return meta
 
 
-def from_draft(draft: object) -> Timeline:
+def from_draft(draft: object, *, strict: bool = True) -> Timeline:
     """The timeline a NemoVideo draft describes. The first video track with segments is the
     picture, the first audio track the music, text tracks are titles or (``m.kind``
     ``captions``) the captions; any other track is kept as it is in ``other_tracks``.
-    Raises :class:`DraftError` when ``draft`` is not a draft or a track nemod reads is malformed
-    (a segment without its source or times, a time that is not a number)."""
+
+    Raises :class:`DraftError` when ``draft`` is not a draft or (``strict``) a track or
+    setting nemod reads is malformed: a segment without its source or times, a time that is
+    not a number. Not ``strict`` (a draft the NemoVideo service made, which nemod only
+    summarises and logs), such a track is kept as it is in ``other_tracks`` and unreadable
+    settings in ``extra``.
+    """
     if not isinstance(draft, dict):
         raise DraftError("the draft is not a JSON object")
     tracks = draft.get("t", [])
     if not isinstance(tracks, list) or not all(isinstance(track, dict) for track in tracks):
         raise DraftError("the draft's tracks (t) are not a list of objects")
-    meta = _object(draft.get("m", {}), "the draft's settings (m)")
-    duration = _ms(draft.get("d", 0), "the draft's length (d)")
-    video: VideoTrack | None = None
-    music: MusicTrack | None = None
+    read: dict[str, Any] = {"video": None, "music": None, "captions": None}
     titles: list[TitleTrack] = []
-    captions: CaptionTrack | None = None
     others: list[Mapping[str, Any]] = []
     for number, track in enumerate(tracks, start=1):
-        kind, track_meta, segments = track.get("tt"), _object(track.get("m", {}), f"track {number}'s m"), track.get("sg", [])
-        if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
-            raise DraftError(f"track {number}'s segments (sg) are not a list of objects")
-        if kind == VIDEO and video is None and segments:
-            video = _read_video(number, segments, track_meta)
-        elif kind == AUDIO and music is None and segments:
-            music = _read_music(number, segments[0], track_meta)
-        elif kind == TEXT and track_meta.get("kind") == "captions" and captions is None:
-            captions = CaptionTrack(tuple(_read_span(number, seg) for seg in segments),
-                                    burn=bool(track_meta.get("burn", True)),
-                                    language=str(track_meta.get("language") or "en"))
-        elif kind == TEXT and segments and track_meta.get("kind", "title") == "title":
-            titles.append(TitleTrack(_read_span(number, segments[0]), position=str(track_meta.get("position", "bottom")),
-                                     size=_number(track_meta.get("size", 0.0), f"track {number}'s size")))
+        try:
+            slot, value = _read_track(number, track, read)
+        except DraftError:
+            if strict:
+                raise
+            slot, value = "other", track
+        if slot == "title":
+            titles.append(value)
+        elif slot == "other":
+            others.append(value)
         else:
-            others.append(track)
-    return Timeline(
-        video=video, duration=duration, music=music, titles=tuple(titles), captions=captions,
-        **_read_settings(meta), other_tracks=tuple(others),
-    )
+            read[slot] = value
+    try:
+        settings = _read_settings(_object(draft.get("m", {}), "the draft's settings (m)"))
+        duration = _ms(draft.get("d", 0), "the draft's length (d)")
+    except DraftError:
+        if strict:
+            raise
+        meta = draft.get("m")
+        settings, duration = {"extra": dict(meta) if isinstance(meta, dict) else {}}, 0
+    return Timeline(duration=duration, titles=tuple(titles), other_tracks=tuple(others), **read, **settings)
+
+
+def _read_track(number: int, track: dict[str, Any], read: Mapping[str, Any]) -> tuple[str, Any]:
+    """Which slot of the timeline track ``number`` fills (``video``, ``music``, ``captions``,
+    ``title`` or ``other``, given what is ``read`` so far) and its typed value. Raises
+    :class:`DraftError` when it is malformed."""
+    kind, meta, segments = track.get("tt"), _object(track.get("m", {}), f"track {number}'s m"), track.get("sg", [])
+    if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
+        raise DraftError(f"track {number}'s segments (sg) are not a list of objects")
+    if kind == VIDEO and read["video"] is None and segments:
+        return "video", _read_video(number, segments, meta)
+    if kind == AUDIO and read["music"] is None and segments:
+        return "music", _read_music(number, segments[0], meta)
+    if kind == TEXT and meta.get("kind") == "captions" and read["captions"] is None:
+        return "captions", CaptionTrack(tuple(_read_span(number, seg) for seg in segments),
+                                        burn=bool(meta.get("burn", True)), language=str(meta.get("language") or "en"))
+    if kind == TEXT and segments and meta.get("kind", "title") == "title":
+        return "title", TitleTrack(_read_span(number, segments[0]), position=str(meta.get("position", Title.position)),
+                                   size=_number(meta.get("size", Title.size), f"track {number}'s size"))
+    return "other", track
 
 
 def _read_video(number: int, segments: list[dict[str, Any]], meta: dict[str, Any]) -> VideoTrack:
