@@ -143,13 +143,18 @@ def from_draft(draft: object, *, strict: bool = True) -> Timeline:
         else:
             read[slot] = value
     try:
-        settings = _read_settings(_object(draft.get("m", {}), "the draft's settings (m)"))
         duration = _ms(draft.get("d", 0), "the draft's length (d)")
     except DraftError:
         if strict:
             raise
+        duration = 0
+    try:
+        settings = _read_settings(_object(draft.get("m", {}), "the draft's settings (m)"))
+    except DraftError:
+        if strict:
+            raise
         meta = draft.get("m")
-        settings, duration = {"extra": dict(meta) if isinstance(meta, dict) else {}}, 0
+        settings = {"extra": dict(meta) if isinstance(meta, dict) else {}}
     return Timeline(duration=duration, titles=tuple(titles), other_tracks=tuple(others), **read, **settings)
 
 
@@ -187,8 +192,8 @@ def _read_video(number: int, segments: list[dict[str, Any]], meta: dict[str, Any
             min_pause=_number(trim_raw.get("min_pause", 0), "the trim's min_pause"),
             padding=_number(trim_raw.get("padding", 0), "the trim's padding"),
             sensitivity=str(trim_raw.get("sensitivity", "")),
-            signals=tuple(str(signal) for signal in trim_raw.get("signals", [])),
-            cuts=tuple(dict(cut) for cut in trim_raw.get("cuts", []) if isinstance(cut, dict)),
+            signals=tuple(str(signal) for signal in _list(trim_raw.get("signals", []), "the trim's signals")),
+            cuts=tuple(dict(cut) for cut in _list(trim_raw.get("cuts", []), "the trim's cuts") if isinstance(cut, dict)),
         )
     return VideoTrack(
         tuple(clips), name=str(meta.get("name") or "video"),
@@ -237,6 +242,12 @@ def _read_settings(meta: dict[str, Any]) -> dict[str, Any]:
 def _object(value: object, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DraftError(f"{what} is not a JSON object")
+    return value
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise DraftError(f"{what} are not a list")
     return value
 
 

@@ -1,20 +1,22 @@
-"""Pause ranges, drafts, summaries and ffmpeg arguments (pure)."""
+"""Pause ranges, timelines, summaries and ffmpeg arguments (pure)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nemod.draft import summarize
+from nemod.draft import AUDIO, TEXT, VIDEO, to_draft
 from nemod.edits import parse_edit
 from nemod.engine.captions import Word
 from nemod.engine.pauses import SpeechMap
 from nemod.engine.render import RenderInputs, copy_args, escape_filter_value, render_args
-from nemod.engine.timeline import Analysis, build_draft, output_size
+from nemod.engine.timeline import Analysis, build_timeline, output_size
 from nemod.engine.vad import kept_ranges
 from nemod.media.probe import MediaInfo
+from nemod.timeline import Clip, summarize
 
 MEDIA = MediaInfo(Path("/in/talk.mp4"), 20.0, 1280, 720, 30.0, 0, 1, "h264", True)
 SPEECH = ((0.1, 5.0), (7.0, 12.0), (12.3, 15.0))
@@ -35,32 +37,35 @@ def test_output_size() -> None:
     assert output_size(parse_edit("square").export, 1920, 1080) == (1080, 1080)
 
 
-def test_draft_tracks_and_summary() -> None:
+def test_timeline_tracks_and_summary() -> None:
     plan = parse_edit("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Hi', export 720p")
     words = (Word(0.2, 0.6, "Hello"), Word(7.1, 7.5, "again."))
-    draft = build_draft(plan, MEDIA, Analysis(speech=SPEECH, words=words))
-    video, music, title, captions = draft["t"]
-    assert [video["tt"], music["tt"], title["tt"], captions["tt"]] == [0, 1, 7, 7]
-    assert video["sg"] == [{"src": "talk.mp4", "s": 0, "e": 5200}, {"src": "talk.mp4", "s": 6800, "e": 15200}]
-    assert draft["d"] == 13600 and music["sg"][0]["v"] == 0.35
-    assert captions["sg"][1]["s"] == 5500  # 7.1 s in the source, after a 1.6 s cut
-    assert summarize(draft) == (
+    timeline = build_timeline(plan, MEDIA, Analysis(speech=SPEECH, words=words))
+    assert timeline.video is not None and timeline.music is not None and timeline.captions is not None
+    assert timeline.video.clips == (Clip("talk.mp4", 0, 5200), Clip("talk.mp4", 6800, 15200))
+    assert timeline.duration == 13600 and timeline.music.volume == 0.35
+    assert [title.span.text for title in timeline.titles] == ["Hi"]
+    assert timeline.captions.cues[1].start == 5500  # 7.1 s in the source, after a 1.6 s cut
+    assert summarize(timeline) == (
         'Timeline (4 tracks): 1. Video: talk.mp4 (0-14s, 2 pauses cut) 2. BGM: lofi.mp3 (0-14s, 35%) '
         '3. Title: "Hi" (0-3s) 4. Captions (burned)'
     )
+    draft = to_draft(timeline)  # as the job's log and the cloud API see it
+    assert [track["tt"] for track in draft["t"]] == [VIDEO, AUDIO, TEXT, TEXT]
+    assert draft["t"][0]["sg"] == [{"src": "talk.mp4", "s": 0, "e": 5200}, {"src": "talk.mp4", "s": 6800, "e": 15200}]
 
 
 def test_keep_cut_and_speed() -> None:
-    draft = build_draft(parse_edit("keep 0:02-0:12, cut the first 1 s, speed up 2x"), MEDIA)
-    assert draft["t"][0]["sg"] == [{"src": "talk.mp4", "s": 3000, "e": 12000}]
-    assert draft["d"] == 4500
+    timeline = build_timeline(parse_edit("keep 0:02-0:12, cut the first 1 s, speed up 2x"), MEDIA)
+    assert timeline.clips == (Clip("talk.mp4", 3000, 12000),)
+    assert timeline.duration == 4500 and timeline.speed == 2.0
     with pytest.raises(ValueError, match="nothing"):
-        build_draft(parse_edit("cut the first 30 s"), MEDIA)
+        build_timeline(parse_edit("cut the first 30 s"), MEDIA)
 
 
 def test_render_args_are_one_pass_with_joins_faded() -> None:
-    draft = build_draft(parse_edit("trim the pauses, fade in and out, normalize loudness"), MEDIA, Analysis(speech=SPEECH))
-    args = render_args(draft, RenderInputs({"talk.mp4": MEDIA}), Path("/out/x.mp4"))
+    timeline = build_timeline(parse_edit("trim the pauses, fade in and out, normalize loudness"), MEDIA, Analysis(speech=SPEECH))
+    args = render_args(timeline, RenderInputs({"talk.mp4": MEDIA}), Path("/out/x.mp4"))
     graph = args[args.index("-filter_complex") + 1]
     assert args.count("-i") == 1
     assert "select='(lt(t,5.191667)+gte(t,6.791667)*lt(t,15.191667))'" in graph
@@ -72,9 +77,9 @@ def test_render_args_are_one_pass_with_joins_faded() -> None:
 
 def test_render_args_for_reframe_music_and_overlay() -> None:
     plan = parse_edit("export 720p vertical with blurred background, add BGM a.mp3 at 20%")
-    draft = build_draft(plan, MEDIA)
+    timeline = build_timeline(plan, MEDIA)
     inputs = RenderInputs({"talk.mp4": MEDIA}, {"a.mp3": Path("/m/a.mp3")}, Path("/w/it's:x.ass"), Path("/fonts"))
-    args = render_args(draft, inputs, Path("/out/x.mp4"))
+    args = render_args(timeline, inputs, Path("/out/x.mp4"))
     graph = args[args.index("-filter_complex") + 1]
     assert "gblur" in graph and "overlay=(W-w)/2:(H-h)/2" in graph
     assert "sidechaincompress" in graph and "volume=0.2" in graph and "-stream_loop" in args
@@ -93,9 +98,10 @@ def test_copy_args() -> None:
 
 def test_render_args_for_several_sources_concatenate() -> None:
     other = MediaInfo(Path("/in/b.mp4"), 5.0, 1280, 720, 30.0, 0, 0, "h264", True)
-    draft = build_draft(parse_edit("export 720p"), MEDIA)
-    draft["t"][0]["sg"] = [{"src": "b.mp4", "s": 0, "e": 5000}, {"src": "talk.mp4", "s": 1000, "e": 3000}]
-    args = render_args(draft, RenderInputs({"talk.mp4": MEDIA, "b.mp4": other}), Path("/out/x.mp4"))
+    timeline = build_timeline(parse_edit("export 720p"), MEDIA)
+    assert timeline.video is not None
+    video = replace(timeline.video, clips=(Clip("b.mp4", 0, 5000), Clip("talk.mp4", 1000, 3000)))
+    args = render_args(replace(timeline, video=video), RenderInputs({"talk.mp4": MEDIA, "b.mp4": other}), Path("/out/x.mp4"))
     graph = args[args.index("-filter_complex") + 1]
     assert args.count("-i") == 2 and "concat=n=2:v=1:a=1" in graph and "anullsrc" in graph
 

@@ -11,9 +11,10 @@ import pytest
 from nemod.edits import parse_edit
 from nemod.engine import vad
 from nemod.engine.pauses import SpeechMap
-from nemod.engine.timeline import Analysis, build_draft, spoken_duration
+from nemod.engine.timeline import Analysis, build_timeline, spoken_duration
 from nemod.engine.vad import transcription_regions
 from nemod.media.probe import MediaInfo
+from nemod.timeline import CaptionTrack, Clip
 
 
 def _media(duration: float) -> MediaInfo:
@@ -80,29 +81,28 @@ def test_silent_chunks_and_chunks_outside_the_window_are_not_searched(monkeypatc
 def test_a_long_silent_recording_is_refused_when_pauses_are_trimmed() -> None:
     plan = parse_edit("trim the pauses, add captions, export 720p")
     with pytest.raises(ValueError, match=r"^six-hours.mp4 has no speech in its 6 h 0 min of sound: nothing left"):
-        build_draft(plan, _media(21_600.0), Analysis(speech=(), words=()))
+        build_timeline(plan, _media(21_600.0), Analysis(speech=(), words=()))
 
 
 def test_a_short_silent_clip_is_kept_whole() -> None:
     plan = parse_edit("trim the pauses, add captions, export 720p")
-    draft = build_draft(plan, _media(300.0), Analysis(speech=(), words=(), notes=("no speech",)))
-    assert draft["t"][0]["sg"] == [{"src": "six-hours.mp4", "s": 0, "e": 300_000}]
-    captions = draft["t"][-1]
-    assert captions["m"]["kind"] == "captions" and captions["sg"] == []
-    assert draft["m"]["notes"] == ["no speech"]
+    timeline = build_timeline(plan, _media(300.0), Analysis(speech=(), words=(), notes=("no speech",)))
+    assert timeline.clips == (Clip("six-hours.mp4", 0, 300_000),)
+    assert timeline.captions == CaptionTrack(cues=(), burn=True, language="en")
+    assert timeline.notes == ("no speech",)
 
 
 def test_a_long_silent_recording_is_kept_when_nothing_trims_pauses() -> None:
-    draft = build_draft(parse_edit("add captions, export 720p"), _media(21_600.0), Analysis(words=()))
-    assert draft["d"] == 21_600_000
+    timeline = build_timeline(parse_edit("add captions, export 720p"), _media(21_600.0), Analysis(words=()))
+    assert timeline.duration == 21_600_000
 
 
 def test_the_window_decides_not_the_whole_recording() -> None:
     plan = parse_edit("keep 0:00-5:00, trim the pauses")
-    draft = build_draft(plan, _media(21_600.0), Analysis(speech=((400.0, 410.0),)))
-    assert draft["d"] == 300_000
+    timeline = build_timeline(plan, _media(21_600.0), Analysis(speech=((400.0, 410.0),)))
+    assert timeline.duration == 300_000
     with pytest.raises(ValueError, match="in its 20 min 0 s of sound"):
-        build_draft(parse_edit("keep 0:00-20:00, trim the pauses"), _media(21_600.0),
+        build_timeline(parse_edit("keep 0:00-20:00, trim the pauses"), _media(21_600.0),
                     Analysis(speech=((1300.0, 1310.0),)))
 
 

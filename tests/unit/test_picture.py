@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from nemod.draft import AUDIO, TEXT, VIDEO
 from nemod.picture import _MARGIN, WIDTH, Loudness, cut_ranges, edit_picture
+from nemod.timeline import CaptionTrack, Clip, MusicTrack, Span, Timeline, TitleTrack, TrimReport, VideoTrack
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-def _draft() -> dict[str, object]:
-    return {
-        "d": 6000,
-        "t": [
-            {"tt": VIDEO, "sg": [{"src": "a.mp4", "s": 1000, "e": 4000}, {"src": "a.mp4", "s": 6000, "e": 9000}],
-             "m": {"name": "a.mp4", "trim": {"cuts": [{"start": 4.0, "end": 6.0, "seconds": 2.0,
-                                                       "silero_max": 0.04, "level_over_floor_db": 1.0}]}}},
-            {"tt": TEXT, "sg": [{"text": HOSTILE, "s": 0, "e": 1500}, {"text": "second", "s": 2000, "e": 3000}],
-             "m": {"kind": "captions"}},
-            {"tt": TEXT, "sg": [{"text": "Welcome & <b>", "s": 0, "e": 2000}], "m": {"kind": "title"}},
-            {"tt": AUDIO, "sg": [{"src": "m.mp3", "s": 0, "e": 6000, "v": 0.3}],
-             "m": {"name": "m.mp3", "volume": 0.3}},
-        ],
-    }
+def _timeline() -> Timeline:
+    cut = {"start": 4.0, "end": 6.0, "seconds": 2.0, "silero_max": 0.04, "level_over_floor_db": 1.0}
+    trim = TrimReport(min_pause=0.5, padding=0.2, sensitivity="normal", signals=("silero",), cuts=(cut,))
+    return Timeline(
+        video=VideoTrack((Clip("a.mp4", 1000, 4000), Clip("a.mp4", 6000, 9000)), name="a.mp4", trim=trim),
+        duration=6000,
+        captions=CaptionTrack((Span(HOSTILE, 0, 1500), Span("second", 2000, 3000))),
+        titles=(TitleTrack(Span("Welcome & <b>", 0, 2000)),),
+        music=MusicTrack("m.mp3", "m.mp3", 0, 6000, volume=0.3),
+    )
 
 
 def _rects(svg: str, kind: str) -> list[ET.Element]:
@@ -39,7 +35,7 @@ def test_cut_ranges_are_what_the_kept_ranges_leave() -> None:
 
 
 def test_cuts_are_drawn_at_their_source_times_with_what_the_signals_said() -> None:
-    svg = edit_picture(_draft(), Loudness(0.5, [-20.0] * 20), name="a.mp4", source_seconds=10.0)
+    svg = edit_picture(_timeline(), Loudness(0.5, [-20.0] * 20), name="a.mp4", source_seconds=10.0)
     cuts = _rects(svg, "cut")
     scale = (WIDTH - 2 * _MARGIN) / 10.0
     expected = [(0.0, 1.0), (4.0, 6.0), (9.0, 10.0)]
@@ -52,7 +48,7 @@ def test_cuts_are_drawn_at_their_source_times_with_what_the_signals_said() -> No
 
 
 def test_the_output_lane_holds_kept_pieces_captions_title_and_music() -> None:
-    svg = edit_picture(_draft(), Loudness(0.5, [-20.0] * 20), source_seconds=10.0)
+    svg = edit_picture(_timeline(), Loudness(0.5, [-20.0] * 20), source_seconds=10.0)
     assert len(_rects(svg, "kept")) == 2
     captions = _rects(svg, "caption")
     assert [c.findtext(f"{SVG}title") for c in captions] == [HOSTILE, "second"]
@@ -63,7 +59,7 @@ def test_the_output_lane_holds_kept_pieces_captions_title_and_music() -> None:
 
 
 def test_text_from_files_and_transcripts_never_becomes_markup() -> None:
-    svg = edit_picture(_draft(), Loudness(0.5, []), name=f'{HOSTILE}".mp4', source_seconds=10.0)
+    svg = edit_picture(_timeline(), Loudness(0.5, []), name=f'{HOSTILE}".mp4', source_seconds=10.0)
     root = ET.fromstring(svg)  # parses: nothing unescaped broke the document
     tags = {element.tag.removeprefix(SVG) for element in root.iter()}
     assert tags <= {"svg", "rect", "title", "text", "line", "polygon"}
@@ -73,7 +69,7 @@ def test_text_from_files_and_transcripts_never_becomes_markup() -> None:
 
 def test_louder_sound_is_drawn_taller() -> None:
     levels = [-60.0] * 10 + [-6.0] * 10
-    svg = edit_picture({"t": []}, Loudness(0.5, levels), source_seconds=10.0)
+    svg = edit_picture(Timeline(video=None, duration=0), Loudness(0.5, levels), source_seconds=10.0)
     (polygon,) = ET.fromstring(svg).iter(f"{SVG}polygon")
     points = [tuple(map(float, p.split(","))) for p in (polygon.get("points") or "").split()]
     inner = points[1:-1]

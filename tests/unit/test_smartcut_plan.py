@@ -3,6 +3,7 @@ and cuts moved onto IDR frames inside a pause's room."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from nemod.engine import smartcut
 from nemod.media.probe import MediaInfo
 from nemod.media.splice import OutputTimes, SplicePlan, VideoIndex, annexb_to_avcc
+from nemod.timeline import Canvas, CaptionTrack, Clip, Span, Timeline, TitleTrack, VideoTrack
 
 FRAME = 1 / 30
 
@@ -29,9 +31,11 @@ def media(seconds: float = 4.0) -> MediaInfo:
     return MediaInfo(Path("a.mp4"), seconds, 640, 360, 30.0, 0, 1, "h264", True)
 
 
-def draft(segments: list[tuple[int, int]], **meta: object) -> dict[str, object]:
-    return {"t": [{"tt": 0, "sg": [{"src": "a.mp4", "s": a, "e": b} for a, b in segments], "m": {"speed": 1.0}}],
-            "m": {"canvas": {"w": 640, "h": 360}, "fps": 30.0, "fade": {"in": 0, "out": 0}, **meta}}
+def timeline(segments: list[tuple[int, int]], **changes: object) -> Timeline:
+    clips = tuple(Clip("a.mp4", a, b) for a, b in segments)
+    plain = Timeline(VideoTrack(clips, name="a.mp4"), duration=sum(b - a for a, b in segments),
+                     fps=30.0, canvas=Canvas(640, 360))
+    return replace(plain, **changes)  # type: ignore[arg-type]
 
 
 def test_only_gops_inside_one_kept_range_are_copied() -> None:
@@ -41,7 +45,7 @@ def test_only_gops_inside_one_kept_range_are_copied() -> None:
 
 
 def test_a_plan_copies_whole_gops_and_reencodes_the_rest() -> None:
-    planned = smartcut.plan_splice(draft([(0, 2000), (2500, 4000)]), media(), index(), preset="veryfast")
+    planned = smartcut.plan_splice(timeline([(0, 2000), (2500, 4000)]), media(), index(), preset="veryfast")
     assert isinstance(planned, smartcut.SmartPlan)
     assert planned.splice.ranges == ((0, 60), (75, 120))
     assert planned.splice.copied_gops == {0: 30, 30: 60, 90: 120}
@@ -50,7 +54,7 @@ def test_a_plan_copies_whole_gops_and_reencodes_the_rest() -> None:
 
 
 def test_a_source_without_b_frames_gets_none_in_its_reencoded_runs() -> None:
-    planned = smartcut.plan_splice(draft([(0, 2000), (2500, 4000)]), media(), index(reorder=0), preset="veryfast")
+    planned = smartcut.plan_splice(timeline([(0, 2000), (2500, 4000)]), media(), index(reorder=0), preset="veryfast")
     assert isinstance(planned, smartcut.SmartPlan)
     assert (planned.splice.delay, planned.splice.bframes) == (0, 0)
 
@@ -64,33 +68,37 @@ def test_a_source_without_b_frames_gets_none_in_its_reencoded_runs() -> None:
     ({"reorder": 3}, "reordered by 3"),
 ])
 def test_a_source_that_cannot_be_spliced_says_why(changes: dict[str, object], why: str) -> None:
-    reason = smartcut.plan_splice(draft([(0, 2000)]), media(), index(**changes), preset="veryfast")
+    reason = smartcut.plan_splice(timeline([(0, 2000)]), media(), index(**changes), preset="veryfast")
     assert isinstance(reason, str) and why in reason
 
 
-@pytest.mark.parametrize(("meta", "why"), [
-    ({"canvas": {"w": 1280, "h": 720}}, "resizes"),
-    ({"fade": {"in": 1.0, "out": 0}}, "fades"),
+@pytest.mark.parametrize(("changes", "why"), [
+    ({"canvas": Canvas(1280, 720)}, "resizes"),
+    ({"fade_in": 1.0}, "fades"),
+    ({"fade_out": 0.5}, "fades"),
     ({"copy": True}, "copies"),
 ])
-def test_a_draft_that_changes_the_picture_is_not_spliced(meta: dict[str, object], why: str) -> None:
-    reason = smartcut.draft_reason(draft([(0, 2000)], **meta), media())
+def test_an_edit_that_changes_the_picture_is_not_spliced(changes: dict[str, object], why: str) -> None:
+    reason = smartcut.timeline_reason(timeline([(0, 2000)], **changes), media())
     assert reason is not None and why in reason
 
 
 def test_burned_text_and_speed_are_not_spliced_but_sidecar_captions_are() -> None:
-    base = draft([(0, 2000)])
-    titled = {**base, "t": [*base["t"], {"tt": 7, "sg": [], "m": {"kind": "title"}}]}  # type: ignore[list-item]
-    assert "burns" in (smartcut.draft_reason(titled, media()) or "")
-    sidecar = {**base, "t": [*base["t"], {"tt": 7, "sg": [], "m": {"kind": "captions", "burn": False}}]}  # type: ignore[list-item]
-    assert smartcut.draft_reason(sidecar, media()) is None
-    fast = draft([(0, 2000)])
-    fast["t"][0]["m"]["speed"] = 1.5  # type: ignore[index]
-    assert "speed" in (smartcut.draft_reason(fast, media()) or "")
+    assert smartcut.timeline_reason(timeline([(0, 2000)]), media()) is None
+    titled = timeline([(0, 2000)], titles=(TitleTrack(Span("Hi", 0, 1000)),))
+    assert "burns" in (smartcut.timeline_reason(titled, media()) or "")
+    burned = timeline([(0, 2000)], captions=CaptionTrack((Span("hello", 0, 500),)))
+    assert "burns" in (smartcut.timeline_reason(burned, media()) or "")
+    sidecar = timeline([(0, 2000)], captions=CaptionTrack((Span("hello", 0, 500),), burn=False))
+    assert smartcut.timeline_reason(sidecar, media()) is None
+    fast = timeline([(0, 2000)], video=VideoTrack((Clip("a.mp4", 0, 2000),), speed=1.5))
+    assert "speed" in (smartcut.timeline_reason(fast, media()) or "")
+    joined = timeline([(0, 1000)], video=VideoTrack((Clip("a.mp4", 0, 1000), Clip("b.mp4", 0, 1000))))
+    assert "more than one source" in (smartcut.timeline_reason(joined, media()) or "")
 
 
 def test_too_many_reencoded_frames_fall_back() -> None:
-    reason = smartcut.plan_splice(draft([(100, 900), (1100, 1900), (2100, 2900)]), media(), index(), preset="x")
+    reason = smartcut.plan_splice(timeline([(100, 900), (1100, 1900), (2100, 2900)]), media(), index(), preset="x")
     assert isinstance(reason, str) and "re-encoded" in reason
 
 
@@ -183,7 +191,7 @@ def test_a_range_ending_inside_a_gop_copies_its_decode_order_prefix() -> None:
 
 def test_a_source_without_b_frames_reencodes_only_range_starts() -> None:
     order = tuple(range(120))
-    planned = smartcut.plan_splice(draft([(0, 1500), (2500, 4000)]), media(),
+    planned = smartcut.plan_splice(timeline([(0, 1500), (2500, 4000)]), media(),
                                    index(reorder=0, decode_order=order), preset="veryfast")
     assert isinstance(planned, smartcut.SmartPlan)
     assert planned.splice.copied_gops == {0: 30, 30: 45, 90: 120}

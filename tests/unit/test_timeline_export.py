@@ -1,4 +1,4 @@
-"""Editor timelines (pure): phrases and operations, timeline_media, the draft → OTIO layout,
+"""Editor timelines (pure): phrases and operations, timeline_media, the edit → OTIO layout,
 every format written and read back with OpenTimelineIO frame by frame, FCP XML structure."""
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from nemod.edits import (
     plan_from_operations,
 )
 from nemod.engine.captions import Word
-from nemod.engine.timeline import Analysis, build_draft
+from nemod.engine.timeline import Analysis
+from nemod.engine.timeline import build_timeline as build_edit
 from nemod.errors import ConfigError
 from nemod.media.probe import MediaInfo
+from nemod.timeline import Timeline as Edit
 from nemod.timeline_export import (
     FORMATS,
     ExportError,
@@ -41,8 +43,8 @@ SPEECH = ((0.3, 3.0), (4.5, 9.1), (11.0, 14.0))
 WORDS = (Word(0.4, 0.9, "Hello"), Word(1.0, 1.6, "there."), Word(4.6, 5.2, "Next"), Word(11.1, 11.8, "end."))
 
 
-def _draft(edit: str, media: MediaInfo = MEDIA) -> dict[str, object]:
-    return build_draft(parse_edit(edit), media, Analysis(speech=SPEECH, words=WORDS))
+def _edit(edit: str, media: MediaInfo = MEDIA) -> Edit:
+    return build_edit(parse_edit(edit), media, Analysis(speech=SPEECH, words=WORDS))
 
 
 # --- phrases and operations -------------------------------------------------------------------
@@ -119,13 +121,13 @@ def test_timeline_media_says_how_editors_reach_the_source() -> None:
 # --- the layout -----------------------------------------------------------------------------------
 
 
-def test_the_timeline_takes_the_drafts_frames_with_sound_music_text_and_markers() -> None:
-    draft = _draft("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', "
+def test_the_timeline_takes_the_edits_frames_with_sound_music_text_and_markers() -> None:
+    edited = _edit("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', "
                    "export the timeline")
-    timeline = build_timeline(draft, SOURCE, "talk", MUSIC)
+    timeline = build_timeline(edited, SOURCE, "talk", MUSIC)
     names = [track.name for track in timeline.tracks]
     assert names == ["V1", "A1", "A2", "V2", "V3"]
-    frames = source_frames(draft)
+    frames = source_frames(edited)
     assert len(frames) == 3
     for track in timeline.tracks[:2]:
         got = [(clip.source_range.start_time.value, clip.source_range.duration.value) for clip in track.find_clips()]
@@ -147,7 +149,7 @@ def test_the_timeline_takes_the_drafts_frames_with_sound_music_text_and_markers(
 
 
 def test_a_muted_cut_has_no_sound_track() -> None:
-    timeline = build_timeline(_draft("trim the pauses, mute, export the timeline"), SOURCE, "talk")
+    timeline = build_timeline(_edit("trim the pauses, mute, export the timeline"), SOURCE, "talk")
     assert [track.name for track in timeline.tracks] == ["V1"]
 
 
@@ -161,14 +163,14 @@ def _clips(timeline: otio.schema.Timeline, kind: str) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("name", TIMELINE_FORMATS)
-def test_each_format_reads_back_with_the_drafts_source_frames(name: str) -> None:
-    draft = _draft("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', export the timeline")
-    exported = export(draft, SOURCE, "talk", [name], MUSIC)
+def test_each_format_reads_back_with_the_edits_source_frames(name: str) -> None:
+    edited = _edit("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', export the timeline")
+    exported = export(edited, SOURCE, "talk", [name], MUSIC)
     (text,) = exported.texts.values()
     assert list(exported.texts) == [FORMATS[name].suffix]
     options = {"rate": 25} if name == "edl" else {}  # an EDL does not say its rate
     back = otio.adapters.read_from_string(text, adapter_name=FORMATS[name].adapter, **options)
-    frames = source_frames(draft)
+    frames = source_frames(edited)
     assert _clips(back, otio.schema.TrackKind.Video) == frames
     if name != "edl":
         urls = {clip.media_reference.target_url for clip in back.find_clips()
@@ -190,15 +192,15 @@ def test_each_format_reads_back_with_the_drafts_source_frames(name: str) -> None
 
 
 def test_otio_keeps_everything() -> None:
-    draft = _draft("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', export the timeline")
-    back = otio.adapters.read_from_string(export(draft, SOURCE, "talk", ["otio"], MUSIC).texts[".otio"], "otio_json")
+    edited = _edit("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', export the timeline")
+    back = otio.adapters.read_from_string(export(edited, SOURCE, "talk", ["otio"], MUSIC).texts[".otio"], "otio_json")
     assert [track.name for track in back.tracks] == ["V1", "A1", "A2", "V2", "V3"]
     assert len(back.tracks.markers) >= 2
 
 
 def test_speed_and_reframe_are_noted() -> None:
-    draft = _draft("trim the pauses, speed up 1.5x, export 1080p vertical, fade in, export the timeline")
-    notes = export(draft, SOURCE, "talk", ["otio"]).notes
+    edited = _edit("trim the pauses, speed up 1.5x, export 1080p vertical, fade in, export the timeline")
+    notes = export(edited, SOURCE, "talk", ["otio"]).notes
     assert any("1.5x speed change is not in the timeline" in note for note in notes)
     assert any("reframe to 1080x1920 (crop) is not in the timeline" in note for note in notes)
     assert any("fades are not in the timeline" in note for note in notes)
@@ -206,10 +208,10 @@ def test_speed_and_reframe_are_noted() -> None:
 
 def test_a_source_the_format_cannot_time_is_a_one_line_error() -> None:
     slow = MediaInfo(Path("/srv/inbox/slides.mp4"), 20.0, 640, 360, 12.5, 0, 1, "h264", True)
-    draft = _draft("trim the pauses, export the timeline", slow)
+    edited = _edit("trim the pauses, export the timeline", slow)
     with pytest.raises(ExportError, match=r"^CMX 3600 EDL cannot reference slides.mp4 at 12.5 fps"):
-        export(draft, MediaFile("file:///x/slides.mp4", "slides.mp4", 20.0), "slides", ["kdenlive", "otio", "edl"])
-    assert export(draft, MediaFile("file:///x/slides.mp4", "slides.mp4", 20.0), "slides", ["kdenlive", "otio"]).texts
+        export(edited, MediaFile("file:///x/slides.mp4", "slides.mp4", 20.0), "slides", ["kdenlive", "otio", "edl"])
+    assert export(edited, MediaFile("file:///x/slides.mp4", "slides.mp4", 20.0), "slides", ["kdenlive", "otio"]).texts
 
 
 # --- structure editors require --------------------------------------------------------------------
@@ -224,9 +226,9 @@ def test_fcpxml_structure() -> None:
     rules are checked here): root ``fcpxml`` with version 1.8, children in the order
     resources → event items; every format has a frameDuration; every ``ref`` is a resource id;
     every asset has a ``src``; clip offsets, starts and durations fall on frame boundaries."""
-    draft = _draft("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', "
+    edited = _edit("trim the pauses, add captions, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', "
                    "export the timeline")
-    text = export(draft, SOURCE, "talk", ["fcpxml"], MUSIC).texts[".fcpxml"]
+    text = export(edited, SOURCE, "talk", ["fcpxml"], MUSIC).texts[".fcpxml"]
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>')
     root = ET.fromstring(text.split("<!DOCTYPE fcpxml>", 1)[1])
     assert root.tag == "fcpxml" and root.get("version") == "1.8"
@@ -253,7 +255,7 @@ def test_fcpxml_structure() -> None:
     assert sequence is not None and sequence.get("format") == fmt.get("id")
     spine = sequence.find("spine")
     assert spine is not None
-    total = sum(count for _, count in source_frames(draft))
+    total = sum(count for _, count in source_frames(edited))
     assert _time(sequence.get("duration")) == total * frame
     assert sum(_time(clip.get("duration")) for clip in spine) == total * frame
     # The title is a Basic Title, the captions are caption elements, both anchored to spine
@@ -264,7 +266,7 @@ def test_fcpxml_structure() -> None:
     assert title.get("ref") == effect.get("id") and title.findtext("text/text-style") == "Urban Dreams"
     assert _time(title.get("duration")) == 3
     captions = list(root.iter("caption"))
-    cues = [seg for track in draft["t"] if track.get("m", {}).get("kind") == "captions" for seg in track["sg"]]
+    cues = edited.captions.cues if edited.captions else ()
     assert len(captions) == len(cues) > 0
     for caption in captions:
         assert caption.get("role", "").startswith("iTT") and caption.findtext("text/text-style")
@@ -274,7 +276,7 @@ def test_fcpxml_structure() -> None:
             if anchored.tag == "caption":
                 local = _time(anchored.get("offset")) - _time(clip.get("start") or "0s")
                 timeline_starts.append(round((_time(clip.get("offset")) + local) * 1000))
-    assert timeline_starts == [round(seg["s"] / 1000 * 25) * 40 for seg in cues]
+    assert timeline_starts == [round(cue.start / 1000 * 25) * 40 for cue in cues]
     style_ids = [element.get("id") for element in root.iter("text-style-def")]
     assert len(style_ids) == len(set(style_ids))
     volumes = [element.get("amount") for element in root.iter("adjust-volume")]
@@ -290,15 +292,15 @@ def test_fcp7_xml_structure() -> None:
     children → sequence with name, duration, rate (timebase, ntsc), media with video and audio
     tracks; each clipitem has name, rate, start/end/in/out and a file that either defines
     ``pathurl`` or refers to a file defined before; ids are unique."""
-    draft = _draft("trim the pauses, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', export the timeline")
-    text = export(draft, SOURCE, "talk", ["premiere"], MUSIC).texts[".xml"]
+    edited = _edit("trim the pauses, add BGM lofi.mp3 at 35%, add title 'Urban Dreams', export the timeline")
+    text = export(edited, SOURCE, "talk", ["premiere"], MUSIC).texts[".xml"]
     root = ET.fromstring(text)
     assert root.tag == "xmeml" and root.get("version") in ("4", "5")
     (sequence,) = root.findall("./project/children/sequence")
     assert sequence.findtext("name") == "talk"
     assert sequence.findtext("rate/timebase") == "25" and sequence.findtext("rate/ntsc") == "FALSE"
     assert sequence.findtext("media/video/format/samplecharacteristics/width") == "640"
-    total = sum(count for _, count in source_frames(draft))
+    total = sum(count for _, count in source_frames(edited))
     assert int(sequence.findtext("duration")) == total
     video = sequence.findall("media/video/track")
     audio = sequence.findall("media/audio/track")
@@ -321,7 +323,7 @@ def test_fcp7_xml_structure() -> None:
         assert len(item.findall("rate")) == 1, item.get("id")
     # Sound follows picture: each picture clip is linked to the sound clip of the same range.
     pictures, sounds = video[0].findall("clipitem"), audio[0].findall("clipitem")
-    assert len(pictures) == len(sounds) == len(source_frames(draft))
+    assert len(pictures) == len(sounds) == len(source_frames(edited))
     for picture, sound in zip(pictures, sounds, strict=True):
         for tag in ("start", "end", "in", "out"):
             assert picture.findtext(tag) == sound.findtext(tag)
@@ -334,16 +336,16 @@ def test_fcp7_xml_structure() -> None:
     levels = [item.findtext("filter/effect/parameter/value") for item in audio[1].iter("clipitem")]
     assert levels and set(levels) == {"0.35"}
     assert [int(m.findtext("in")) for m in sequence.findall("marker")] == [
-        marker.marked_range.start_time.value for marker in build_timeline(draft, SOURCE, "talk", MUSIC).tracks.markers]
+        marker.marked_range.start_time.value for marker in build_timeline(edited, SOURCE, "talk", MUSIC).tracks.markers]
 
 
 def test_kdenlive_project_has_the_sources_profile_and_length() -> None:
-    draft = _draft("trim the pauses, add BGM lofi.mp3 at 35%, export the timeline")
-    root = ET.fromstring(export(draft, SOURCE, "talk", ["kdenlive"], MUSIC).texts[".kdenlive"])
+    edited = _edit("trim the pauses, add BGM lofi.mp3 at 35%, export the timeline")
+    root = ET.fromstring(export(edited, SOURCE, "talk", ["kdenlive"], MUSIC).texts[".kdenlive"])
     profile = root.find("profile")
     assert profile is not None and (profile.get("width"), profile.get("height")) == ("640", "360")
     assert (profile.get("frame_rate_num"), profile.get("frame_rate_den")) == ("25", "1")
-    total = sum(count for _, count in source_frames(draft))
+    total = sum(count for _, count in source_frames(edited))
     black = next(p for p in root.iter("producer") if p.get("id") == "black_track")
     assert black.get("out") == str(total - 1)
     volumes = [f.findtext("property[@name='level']") for f in root.iter("filter")]
@@ -359,15 +361,15 @@ def test_trim_plan_is_untouched_by_the_timeline_operation() -> None:
 @pytest.mark.parametrize("name", TIMELINE_FORMATS)
 def test_broadcast_rates_read_back_frame_exact(name: str, fps: float) -> None:
     media = MediaInfo(Path("/srv/inbox/talk.mp4"), 20.0, 640, 360, fps, 0, 1, "h264", True)
-    draft = _draft("trim the pauses, add captions, add title 'Hi', export the timeline", media)
-    assert draft["m"]["fps"] == fps
-    text = export(draft, SOURCE, "talk", [name]).texts[FORMATS[name].suffix]
+    edited = _edit("trim the pauses, add captions, add title 'Hi', export the timeline", media)
+    assert edited.fps == fps
+    text = export(edited, SOURCE, "talk", [name]).texts[FORMATS[name].suffix]
     options = {"rate": exact_rate(fps)} if name == "edl" else {}
     if name != "fcpxml" or fps == round(fps):
         # (the FCPXML adapter's reader truncates NTSC rates to whole frames a second, so
         # NTSC FCPXML is read below from the XML itself)
         back = otio.adapters.read_from_string(text, adapter_name=FORMATS[name].adapter, **options)
-        assert _clips(back, otio.schema.TrackKind.Video) == source_frames(draft)
+        assert _clips(back, otio.schema.TrackKind.Video) == source_frames(edited)
     if name == "edl":
         assert text.splitlines()[1] == ("FCM: DROP FRAME" if fps in (29.97, 59.94) else "FCM: NON-DROP FRAME")
     if name == "fcpxml":
@@ -377,7 +379,7 @@ def test_broadcast_rates_read_back_frame_exact(name: str, fps: float) -> None:
         assert 1 / frame == Fraction(exact_rate(fps)).limit_denominator(1001)
         spine = root.find("./project/sequence/spine")
         assert [(int(_time(clip.get("start") or "0s") / frame), int(_time(clip.get("duration")) / frame))
-                for clip in spine] == source_frames(draft)
+                for clip in spine] == source_frames(edited)
         for element in root.find("project").iter():
             for key in ("offset", "start", "duration"):
                 if element.get(key) is not None:
@@ -385,23 +387,23 @@ def test_broadcast_rates_read_back_frame_exact(name: str, fps: float) -> None:
 
 
 def test_the_kdenlive_adapters_banner_stays_off_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    export(_draft("trim the pauses, export the timeline"), SOURCE, "talk", ["kdenlive"])
+    export(_edit("trim the pauses, export the timeline"), SOURCE, "talk", ["kdenlive"])
     assert capsys.readouterr().out == ""
 
 
 def test_a_variable_rate_source_is_noted() -> None:
     phone = MediaInfo(Path("/srv/inbox/phone.mp4"), 20.0, 640, 360, 29.6, 0, 1, "h264", True)
-    draft = _draft("trim the pauses, export the timeline", phone)
-    assert draft["m"]["fps"] == 30.0
+    edited = _edit("trim the pauses, export the timeline", phone)
+    assert edited.fps == 30.0
     reference = MediaFile("file:///x/phone.mp4", "phone.mp4", 20.0, True, 640, 360, 29.6)
-    notes = export(draft, reference, "phone", ["otio"]).notes
+    notes = export(edited, reference, "phone", ["otio"]).notes
     assert any("averages 29.6 fps" in note for note in notes)
-    assert not any("averages" in note for note in export(_draft("export the timeline"), SOURCE, "t", ["otio"]).notes)
+    assert not any("averages" in note for note in export(_edit("export the timeline"), SOURCE, "t", ["otio"]).notes)
 
 
 def test_a_muted_cut_links_no_music_to_the_picture() -> None:
-    draft = _draft("trim the pauses, mute, add BGM lofi.mp3 at 35%, export the timeline")
-    root = ET.fromstring(export(draft, SOURCE, "talk", ["premiere"], MUSIC).texts[".xml"])
+    edited = _edit("trim the pauses, mute, add BGM lofi.mp3 at 35%, export the timeline")
+    root = ET.fromstring(export(edited, SOURCE, "talk", ["premiere"], MUSIC).texts[".xml"])
     assert not list(root.iter("link"))
     (music,) = root.findall(".//media/audio/track")
     assert {item.findtext("name") for item in music.iter("clipitem")} == {"lofi.mp3"}
@@ -411,11 +413,11 @@ def test_names_with_markup_and_accents_survive_every_format() -> None:
     name = "Tom & Jerry <é>.mp4"
     source = MediaFile(config.media_url(Path(f"/srv/inbox/{name}"), Path("/srv/inbox"), None), name, 20.0,
                        True, 640, 360)
-    draft = _draft("trim the pauses, add title 'Q&A <live>', export the timeline")
-    exported = export(draft, source, "Tom & Jerry", list(TIMELINE_FORMATS))
+    edited = _edit("trim the pauses, add title 'Q&A <live>', export the timeline")
+    exported = export(edited, source, "Tom & Jerry", list(TIMELINE_FORMATS))
     for fmt_name, fmt in FORMATS.items():
         options = {"rate": 25} if fmt_name == "edl" else {}
         back = otio.adapters.read_from_string(exported.texts[fmt.suffix], adapter_name=fmt.adapter, **options)
-        assert _clips(back, otio.schema.TrackKind.Video) == source_frames(draft), fmt_name
+        assert _clips(back, otio.schema.TrackKind.Video) == source_frames(edited), fmt_name
     assert "Q&amp;A &lt;live&gt;" in exported.texts[".xml"]
     assert source.url.endswith("Tom%20%26%20Jerry%20%3C%C3%A9%3E.mp4")
