@@ -50,7 +50,7 @@ def job_memory(source: Path, work: Path, edit: str) -> dict[str, float]:
         "from nemod.config import EngineSettings; from nemod.edits import parse_edit;"
         "from nemod.engine.local import LocalEngine;"
         "e = LocalEngine(EngineSettings()); s = Path(sys.argv[1]);"
-        "d = e.plan_draft(s, parse_edit(sys.argv[3])); e.render(d, {s.name: s}, Path(sys.argv[2]), 'memory');"
+        "t = e.plan_timeline(s, parse_edit(sys.argv[3])); e.render(t, {s.name: s}, Path(sys.argv[2]), 'memory');"
         "print(json.dumps({'python': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
         " 'ffmpeg': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
     )
@@ -73,21 +73,21 @@ def main() -> None:
         print(f"clip: {talk.duration:.1f} s 1920x1080, {len(talk.pauses)} pauses (made in {time.monotonic() - started:.1f} s)")
         plan = parse_edit("trim the pauses, export 1080p")
         engine_times, bound_times, analysis_times = [], [], []
-        draft = None
+        timeline = None
         for run in range(options.runs):
             started = time.monotonic()
-            draft = engine.plan_draft(talk.path, plan)
+            timeline = engine.plan_timeline(talk.path, plan)
             analysed = time.monotonic()
-            engine.render(draft, {talk.path.name: talk.path}, work, f"engine{run}")
+            engine.render(timeline, {talk.path.name: talk.path}, work, f"engine{run}")
             engine_times.append(time.monotonic() - started)
             analysis_times.append(analysed - started)
-            kept = [(seg["s"] / 1000, seg["e"] / 1000) for seg in draft["t"][0]["sg"]]
+            kept = timeline.kept()
             started = time.monotonic()
             ffmpeg.run(lower_bound_args(talk.path, kept, work / f"bound{run}.mp4", settings.preset, settings.crf))
             bound_times.append(time.monotonic() - started)
-        assert draft is not None
+        assert timeline is not None and timeline.video is not None
         engine_median, bound_median = statistics.median(engine_times), statistics.median(bound_times)
-        print(f"pauses cut: {draft['t'][0]['m']['pauses_cut']}, output {draft['d'] / 1000:.1f} s")
+        print(f"pauses cut: {timeline.video.pauses_cut}, output {timeline.duration / 1000:.1f} s")
         print(f"engine (analysis + render): median {engine_median:.2f} s  runs {[round(t, 2) for t in engine_times]}")
         print(f"  of which analysis (decode + VAD): median {statistics.median(analysis_times):.2f} s")
         print(f"lower bound (one plain ffmpeg pass): median {bound_median:.2f} s  runs {[round(t, 2) for t in bound_times]}")

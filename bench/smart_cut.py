@@ -1,7 +1,7 @@
 """Benchmark of smart cutting against the full render on a generated 1080p recording.
 
 The recording is lecture-like for a trim: 1080p30 H.264 (x264 superfast, GOP 2 s, B-frames)
-with AAC sound, and the draft removes a pause of 1–2 s every ~20 s (what a pause trim
+with AAC sound, and the edit removes a pause of 1–2 s every ~20 s (what a pause trim
 leaves), cuts falling anywhere inside GOPs. Side by side in one run, alternating, each in a
 fresh process (so peak memory is the job's own):
 
@@ -26,19 +26,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nemod.draft import to_draft
 from nemod.engine.render import any_of
 from nemod.media import ffmpeg
+from nemod.timeline import Canvas, Clip, Timeline, VideoTrack
 
 FPS = 30
 _ONE_RENDER = """
 import json, resource, sys, time
 from pathlib import Path
 from nemod.config import EngineSettings
+from nemod.draft import from_draft
 from nemod.engine.local import LocalEngine
-source, draft, work, preset, smart = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text()), Path(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
+source, timeline, work, preset, smart = Path(sys.argv[1]), from_draft(json.loads(Path(sys.argv[2]).read_text())), Path(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 engine = LocalEngine(EngineSettings(preset=preset, smart_cut=smart))
 started = time.monotonic()
-result = engine.render(draft, {source.name: source}, work, "bench")
+result = engine.render(timeline, {source.name: source}, work, "bench")
 seconds = time.monotonic() - started
 print(json.dumps({"seconds": seconds, "path": result.details.get("render_path", {}),
                   "python_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -80,14 +83,13 @@ def frames(value: float) -> float:
     return round(value * FPS) / FPS
 
 
-def trim_draft(source: Path, seconds: float) -> tuple[dict[str, Any], list[tuple[float, float]]]:
+def trim_timeline(source: Path, seconds: float) -> tuple[Timeline, list[tuple[float, float]]]:
     kept = [(frames(a), frames(b) if b < seconds else b) for a, b in kept_ranges(seconds)]
-    segments = [{"src": source.name, "s": round(a * 1000), "e": round(b * 1000)} for a, b in kept]
-    total = sum(seg["e"] - seg["s"] for seg in segments)
-    draft = {"t": [{"tt": 0, "sg": segments, "d": total, "m": {"name": source.name, "speed": 1.0, "mute": False}}],
-             "d": total, "m": {"canvas": {"w": 1920, "h": 1080, "fit": "crop"}, "fps": float(FPS),
-                               "fade": {"in": 0.0, "out": 0.0}, "audio": {"normalize": None}}}
-    return draft, kept
+    clips = tuple(Clip(source.name, round(a * 1000), round(b * 1000)) for a, b in kept)
+    total = sum(clip.length for clip in clips)
+    timeline = Timeline(VideoTrack(clips, name=source.name), duration=total, fps=float(FPS),
+                        canvas=Canvas(1920, 1080, "crop"))
+    return timeline, kept
 
 
 def plain_args(source: Path, kept: list[tuple[float, float]], output: Path, preset: str) -> list[str]:
@@ -100,6 +102,7 @@ def plain_args(source: Path, kept: list[tuple[float, float]], output: Path, pres
 
 
 def render(source: Path, draft_file: Path, work: Path, preset: str, smart: bool) -> dict[str, Any]:
+    """Render the timeline in ``draft_file`` (its wire draft, JSON) in a fresh process."""
     result = subprocess.run([sys.executable, "-c", _ONE_RENDER, str(source), str(draft_file), str(work), preset,
                              "1" if smart else "0"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -121,9 +124,9 @@ def main() -> None:
         folder = Path(temp)
         source = make_recording(folder, options.minutes)
         seconds = options.minutes * 60
-        draft, kept = trim_draft(source, seconds)
-        draft_file = folder / "draft.json"
-        draft_file.write_text(json.dumps(draft))
+        timeline, kept = trim_timeline(source, seconds)
+        draft_file = folder / "draft.json"  # the timeline as a draft: it crosses into a fresh process
+        draft_file.write_text(json.dumps(to_draft(timeline)))
         times: dict[str, list[float]] = {"smart": [], "full": [], "plain": []}
         memory: dict[str, float] = {}
         last: dict[str, Any] = {}

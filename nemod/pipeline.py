@@ -155,7 +155,7 @@ def run_job(
             "instruction": rule.instruction,
             "backend": backend.name,
             "timeline": rendition.summary,
-            "draft": to_draft(rendition.timeline),
+            "draft": rendition.draft if rendition.draft is not None else to_draft(rendition.timeline),
             "finished_at": now().isoformat(),
             "seconds": round(time.monotonic() - started, 3),
             "versions": {"nemod": __version__, "python": platform.python_version()},

@@ -9,7 +9,7 @@ Anything that costs money or cannot be undone is recorded in the job's
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,7 +89,9 @@ class Rendition:
     """A backend's result: the MP4 (None when the rule asks for the timeline only), optional
     caption sidecars (by format: ``srt``, ``vtt``) and other files beside it (``files``:
     suffix → path, e.g. editor timelines and ``.timeline.svg``), all inside ``work_dir``,
-    plus the ``timeline``, its one-line ``summary`` and details for the job log."""
+    plus the ``timeline``, its one-line ``summary`` and details for the job log. ``draft`` is
+    the NemoVideo draft exactly as the service made it (cloud), logged as it is; None logs
+    the timeline's own draft."""
 
     video: Path | None
     timeline: Timeline
@@ -97,6 +99,7 @@ class Rendition:
     captions: dict[str, Path] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    draft: Mapping[str, Any] | None = None
 
 
 class Backend(Protocol):

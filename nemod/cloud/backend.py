@@ -253,7 +253,7 @@ class CloudBackend:
             raise PermanentJobError(f"The NemoVideo service made no timeline to export.{said}")
         assert isinstance(draft, dict)
         try:
-            timeline = from_draft(draft)
+            timeline = from_draft(draft, strict=False)  # it is logged and summarised, not rendered here
         except DraftError as exc:
             raise PermanentJobError(f"The NemoVideo service returned a draft nemod cannot read: {exc}.") from exc
         render_id, status = self._render(sid, draft, request, context)
@@ -262,6 +262,7 @@ class CloudBackend:
             video=video,
             timeline=timeline,
             summary=summarize(timeline),
+            draft=draft,
             details={
                 "cloud": {
                     "api_url": self.client.api_url,

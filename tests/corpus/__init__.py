@@ -28,8 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from nemod.timeline import Timeline
 
 HERE = Path(__file__).parent
 SOURCES = HERE / "sources"
@@ -309,16 +313,17 @@ def dead_air(clip: Clip, kept: Sequence[Range]) -> float:
     return sum((b - a) - _cut(kept, a, b) for a, b in clip.pauses)
 
 
-def nemod_kept(clip: Clip, edit: str = "trim the pauses", fps: float = 30.0) -> tuple[list[Range], dict[str, object]]:
+def nemod_kept(clip: Clip, edit: str = "trim the pauses", fps: float = 30.0) -> tuple[list[Range], Timeline]:
     """The source ranges nemod's local engine keeps of ``clip`` for ``edit`` (as rendered:
-    the draft's video segments), and the draft's trim details (cuts and their reasons).
+    the timeline's video clips), and the timeline itself (its ``video.trim`` has the cuts
+    and their reasons, its ``notes`` what the analysis noticed).
 
-    Runs the engine's own analysis (Silero + level, chunked decoding) and draft builder on
-    the clip's sound; the picture does not matter to a pause trim, so none is made.
+    Runs the engine's own analysis (Silero + level, chunked decoding) and timeline builder
+    on the clip's sound; the picture does not matter to a pause trim, so none is made.
     """
     from nemod.edits import TrimPauses, parse_edit
     from nemod.engine.pauses import SENSITIVITIES
-    from nemod.engine.timeline import Analysis, build_draft
+    from nemod.engine.timeline import Analysis, build_timeline
     from nemod.engine.vad import speech_in_file
     from nemod.media.probe import MediaInfo
 
@@ -326,9 +331,10 @@ def nemod_kept(clip: Clip, edit: str = "trim the pauses", fps: float = 30.0) -> 
     trim = plan.find(TrimPauses)
     found = speech_in_file(clip.path, sensitivity=SENSITIVITIES[trim.sensitivity])
     media = MediaInfo(clip.path, clip.duration, 320, 240, fps, 0, 1, "h264", True)
-    draft = build_draft(plan, media, Analysis(speech=found.speech, notes=found.notes, evidence=found.evidence))
-    kept = [(seg["s"] / 1000, seg["e"] / 1000) for seg in draft["t"][0]["sg"]]
-    return kept, {**draft["t"][0]["m"].get("trim", {}), "notes": draft["m"].get("notes", [])}
+    timeline = build_timeline(plan, media, Analysis(speech=found.speech, notes=found.notes, evidence=found.evidence))
+    assert timeline.video is not None
+    kept = [(clip.start / 1000, clip.end / 1000) for clip in timeline.video.clips]
+    return kept, timeline
 
 
 #: Frame index pictures: the index in binary, one block per bit, white for 1.

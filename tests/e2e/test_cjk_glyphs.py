@@ -21,7 +21,7 @@ from nemod.edits import Captions, Plan
 from nemod.engine.captions import Word
 from nemod.engine.fonts import find_cjk_font
 from nemod.engine.local import LocalEngine
-from nemod.engine.timeline import Analysis, build_draft
+from nemod.engine.timeline import Analysis, build_timeline
 from nemod.media import ffmpeg
 from nemod.media.probe import probe
 
@@ -49,8 +49,8 @@ def plain_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _caption_area(engine: LocalEngine, clip: Path, text: str, folder: Path) -> np.ndarray:
     """The bottom third of the frame at 1 s of ``clip`` rendered with ``text`` as its caption."""
     words = tuple(Word(0.2 + 0.2 * i, 0.35 + 0.2 * i, char) for i, char in enumerate(text))
-    draft = build_draft(Plan((Captions(language="zh"),)), probe(clip), Analysis(words=words))
-    result = engine.render(draft, {clip.name: clip}, folder, "render")
+    timeline = build_timeline(Plan((Captions(language="zh"),)), probe(clip), Analysis(words=words))
+    result = engine.render(timeline, {clip.name: clip}, folder, "render")
     with av.open(str(result.video)) as container:
         for frame in container.decode(video=0):
             if frame.time is not None and frame.time >= 1.0:

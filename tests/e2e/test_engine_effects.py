@@ -20,8 +20,8 @@ from nemod.samples import Talk
 
 
 def _render(engine: LocalEngine, clip: Path, edit: str, folder: Path, stem: str) -> RenderResult:
-    draft = engine.plan_draft(clip, parse_edit(edit))
-    return engine.render(draft, {clip.name: clip}, folder, stem)
+    timeline = engine.plan_timeline(clip, parse_edit(edit))
+    return engine.render(timeline, {clip.name: clip}, folder, stem)
 
 
 def _loudness(path: Path) -> tuple[float, float]:

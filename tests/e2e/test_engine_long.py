@@ -36,12 +36,13 @@ def test_audio_regions_hold_exactly_the_asked_stretches(late_talk: Talk) -> None
 
 
 def test_words_after_a_long_silence_keep_their_source_time(engine: LocalEngine, late_talk: Talk) -> None:
-    draft = engine.plan_draft(late_talk.path, parse_edit("add captions sidecar only"))
-    captions = draft["t"][-1]["sg"]
+    timeline = engine.plan_timeline(late_talk.path, parse_edit("add captions sidecar only"))
+    assert timeline.captions is not None
+    captions = timeline.captions.cues
     assert captions, "the speech after the silence was not transcribed"
     first_speech = late_talk.speech[0][0]
-    assert abs(captions[0]["s"] / 1000 - first_speech) < 0.5
-    assert set(draft["m"]["analysis_seconds"]) == {"vad", "transcribe"}
+    assert abs(captions[0].start / 1000 - first_speech) < 0.5
+    assert set(timeline.analysis_seconds) == {"vad", "transcribe"}
 
 
 def test_a_long_silent_recording_is_refused_in_one_line_when_pauses_are_trimmed(
@@ -49,7 +50,7 @@ def test_a_long_silent_recording_is_refused_in_one_line_when_pauses_are_trimmed(
 ) -> None:
     source = _silent(tmp_path / "silent.mp4", 660)
     with pytest.raises(PermanentJobError) as caught:
-        engine.plan_draft(source, parse_edit("trim the pauses, add captions, export 720p"))
+        engine.plan_timeline(source, parse_edit("trim the pauses, add captions, export 720p"))
     assert str(caught.value) == (
         "silent.mp4 has no speech in its 11 min 0 s of sound: nothing left after trimming the pauses."
     )
@@ -57,12 +58,12 @@ def test_a_long_silent_recording_is_refused_in_one_line_when_pauses_are_trimmed(
 
 def test_a_short_silent_clip_gets_empty_captions_and_valid_sidecars(engine: LocalEngine, tmp_path: Path) -> None:
     source = _silent(tmp_path / "broll.mp4", 20)
-    draft = engine.plan_draft(source, parse_edit("trim the pauses, add captions, export 720p"))
-    assert draft["d"] == 20_000
-    assert draft["t"][-1]["m"]["kind"] == "captions" and draft["t"][-1]["sg"] == []
-    assert draft["m"]["notes"] == ["no speech found in broll.mp4: the captions are empty"]
-    assert "transcribe" not in draft["m"]["analysis_seconds"]
-    result = engine.render(draft, {source.name: source}, tmp_path / "work", "broll")
+    timeline = engine.plan_timeline(source, parse_edit("trim the pauses, add captions, export 720p"))
+    assert timeline.duration == 20_000
+    assert timeline.captions is not None and timeline.captions.cues == ()
+    assert timeline.notes == ("no speech found in broll.mp4: the captions are empty",)
+    assert "transcribe" not in timeline.analysis_seconds
+    result = engine.render(timeline, {source.name: source}, tmp_path / "work", "broll")
     assert result.video.is_file()
     assert result.captions["srt"].read_text(encoding="utf-8") == ""
     assert result.captions["vtt"].read_text(encoding="utf-8").startswith("WEBVTT")

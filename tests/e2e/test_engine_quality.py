@@ -10,16 +10,27 @@ import numpy as np
 import pytest
 from faster_whisper.audio import decode_audio
 
-from nemod.draft import Draft
 from nemod.edits import parse_edit
 from nemod.engine.captions import Word, parse_srt, retime, word_error_rate
 from nemod.engine.local import LocalEngine, RenderResult
 from nemod.media.probe import probe
 from nemod.samples import TRANSCRIPT, Talk
+from nemod.timeline import Timeline, TrimReport
 
 
-def _kept(draft: Draft) -> list[tuple[float, float]]:
-    return [(seg["s"] / 1000, seg["e"] / 1000) for seg in draft["t"][0]["sg"]]
+def _kept(timeline: Timeline) -> list[tuple[float, float]]:
+    assert timeline.video is not None
+    return [(clip.start / 1000, clip.end / 1000) for clip in timeline.video.clips]
+
+
+def _pauses_cut(timeline: Timeline) -> int:
+    assert timeline.video is not None
+    return timeline.video.pauses_cut
+
+
+def _trim(timeline: Timeline) -> TrimReport:
+    assert timeline.video is not None and timeline.video.trim is not None
+    return timeline.video.trim
 
 
 def _overlap(ranges: list[tuple[float, float]], a: float, b: float) -> float:
@@ -27,15 +38,15 @@ def _overlap(ranges: list[tuple[float, float]], a: float, b: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def trimmed(engine: LocalEngine, talk_clip: Talk, tmp_path_factory: pytest.TempPathFactory) -> tuple[Draft, RenderResult]:
-    draft = engine.plan_draft(talk_clip.path, parse_edit("trim the pauses, add captions sidecar only"))
+def trimmed(engine: LocalEngine, talk_clip: Talk, tmp_path_factory: pytest.TempPathFactory) -> tuple[Timeline, RenderResult]:
+    timeline = engine.plan_timeline(talk_clip.path, parse_edit("trim the pauses, add captions sidecar only"))
     work = tmp_path_factory.mktemp("trimmed")
-    return draft, engine.render(draft, {talk_clip.path.name: talk_clip.path}, work, "talk")
+    return timeline, engine.render(timeline, {talk_clip.path.name: talk_clip.path}, work, "talk")
 
 
-def test_every_pause_longer_than_the_minimum_is_cut(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+def test_every_pause_longer_than_the_minimum_is_cut(trimmed: tuple[Timeline, RenderResult], talk_clip: Talk) -> None:
     kept = _kept(trimmed[0])
-    assert trimmed[0]["t"][0]["m"]["pauses_cut"] >= len(talk_clip.pauses)
+    assert _pauses_cut(trimmed[0]) >= len(talk_clip.pauses)
     for start, end in talk_clip.pauses:
         assert end - start >= 1.0
         # What is left of a pause: the 0.2 s padding on each side and the reader's breath
@@ -43,38 +54,38 @@ def test_every_pause_longer_than_the_minimum_is_cut(trimmed: tuple[Draft, Render
         assert _overlap(kept, start, end) <= 0.7, (start, end, kept)
 
 
-def test_the_render_is_as_long_as_its_draft(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+def test_the_render_is_as_long_as_its_draft(trimmed: tuple[Timeline, RenderResult], talk_clip: Talk) -> None:
     expected = sum(b - a for a, b in _kept(trimmed[0]))
     actual = probe(trimmed[1].video).duration
     assert abs(actual - expected) <= 1 / 30 + 0.03, (actual, expected)
     assert actual < talk_clip.duration - 3.0
 
 
-def test_every_kept_speech_span_is_whole(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
+def test_every_kept_speech_span_is_whole(trimmed: tuple[Timeline, RenderResult], talk_clip: Talk) -> None:
     kept = _kept(trimmed[0])
     for start, end in talk_clip.speech:
         assert _overlap(kept, start, end) >= (end - start) - 0.001, (start, end, kept)
 
 
-def test_each_cut_says_why(trimmed: tuple[Draft, RenderResult]) -> None:
-    trim = trimmed[0]["t"][0]["m"]["trim"]
-    assert trim["sensitivity"] == "normal"
-    assert trim["signals"] == ["silero", "level", "whisper words"]
-    assert len(trim["cuts"]) == trimmed[0]["t"][0]["m"]["pauses_cut"]
-    for cut in trim["cuts"]:
+def test_each_cut_says_why(trimmed: tuple[Timeline, RenderResult]) -> None:
+    trim = _trim(trimmed[0])
+    assert trim.sensitivity == "normal"
+    assert trim.signals == ("silero", "level", "whisper words")
+    assert len(trim.cuts) == _pauses_cut(trimmed[0])
+    for cut in trim.cuts:
         assert cut["seconds"] > 0.1
         # digital-zero pauses: Silero hears nothing and the level is the floor
         assert cut["silero_max"] < 0.5 and cut["level_over_floor_db"] < 20, cut
 
 
-def test_captions_word_error_rate_and_timing(trimmed: tuple[Draft, RenderResult], talk_clip: Talk) -> None:
-    draft, result = trimmed
+def test_captions_word_error_rate_and_timing(trimmed: tuple[Timeline, RenderResult], talk_clip: Talk) -> None:
+    timeline, result = trimmed
     cues = parse_srt(result.captions["srt"].read_text(encoding="utf-8"))
     assert result.captions["vtt"].read_text(encoding="utf-8").startswith("WEBVTT")
     text = " ".join(" ".join(cue.lines) for cue in cues)
     assert word_error_rate(TRANSCRIPT, text) <= 0.15, text
     # Each phrase's first word, moved onto the cut timeline, starts a cue within 0.3 s.
-    starts = retime([Word(a, a + 0.2, "x") for a, _ in talk_clip.speech], _kept(draft))
+    starts = retime([Word(a, a + 0.2, "x") for a, _ in talk_clip.speech], _kept(timeline))
     for word in starts:
         assert min(abs(cue.start - word.start) for cue in cues) <= 0.3, (word.start, [c.start for c in cues])
     for cue in cues:
@@ -112,9 +123,9 @@ def _beep_times(path: Path) -> list[float]:
 
 
 def test_picture_and_sound_stay_in_sync_after_cuts(engine: LocalEngine, sync_clip: Talk, tmp_path: Path) -> None:
-    draft = engine.plan_draft(sync_clip.path, parse_edit("trim the pauses"))
-    assert draft["t"][0]["m"]["pauses_cut"] >= 3
-    result = engine.render(draft, {sync_clip.path.name: sync_clip.path}, tmp_path, "sync")
+    timeline = engine.plan_timeline(sync_clip.path, parse_edit("trim the pauses"))
+    assert _pauses_cut(timeline) >= 3
+    result = engine.render(timeline, {sync_clip.path.name: sync_clip.path}, tmp_path, "sync")
     frame = 1 / 30
     source_offsets = [b - f for b, f in zip(_beep_times(sync_clip.path), _flash_times(sync_clip.path), strict=True)]
     flashes, beeps = _flash_times(result.video), _beep_times(result.video)
@@ -122,6 +133,6 @@ def test_picture_and_sound_stay_in_sync_after_cuts(engine: LocalEngine, sync_cli
     for beep, flash, before in zip(beeps, flashes, source_offsets, strict=True):
         assert abs(beep - flash) < frame, (beep, flash)
         assert abs((beep - flash) - before) < frame / 2
-    expected = retime([Word(m, m + 0.01, "x") for m in sync_clip.marks], _kept(draft))
+    expected = retime([Word(m, m + 0.01, "x") for m in sync_clip.marks], _kept(timeline))
     for flash, word in zip(flashes, expected, strict=True):
         assert abs(flash - word.start) < frame

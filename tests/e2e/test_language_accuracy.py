@@ -9,7 +9,9 @@ Simplified characters; the language detected right on each, and on Spanish.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from corpus.transcripts import CHINESE, GERMAN
@@ -18,7 +20,7 @@ from nemod.config import EngineSettings
 from nemod.edits import Captions, Plan
 from nemod.engine.captions import character_error_rate, word_error_rate
 from nemod.engine.local import LocalEngine
-from nemod.engine.timeline import draft_cues
+from nemod.engine.timeline import timeline_cues
 from nemod.media import ffmpeg
 from nemod.samples import PHRASES, TRANSCRIPT, speech_file
 
@@ -34,15 +36,16 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> LocalEngine:
                                       model_cache=tmp_path_factory.mktemp("models")))
 
 
-def _captions(engine: LocalEngine, audio: Path, folder: Path, seconds: float | None = None) -> tuple[str, dict[str, object]]:
+def _captions(engine: LocalEngine, audio: Path, folder: Path, seconds: float | None = None) -> tuple[str, Mapping[str, Any]]:
     """The caption text the engine writes for ``audio`` (its first ``seconds``) with
-    ``language: auto``, and the draft's language record."""
+    ``language: auto``, and the timeline's language record."""
     clip = folder / f"{audio.stem}.mp4"
     ffmpeg.run(["-y", "-f", "lavfi", "-i", "color=c=black:s=320x240:r=25", *(["-t", str(seconds)] if seconds else []),
                 "-i", str(audio), "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
                 "-c:a", "aac", "-b:a", "128k", str(clip)])
-    draft = engine.plan_draft(clip, Plan((Captions(burn=False, language="auto"),)))
-    return " ".join(" ".join(cue.lines) for cue in draft_cues(draft)), draft["m"]["language"]
+    timeline = engine.plan_timeline(clip, Plan((Captions(burn=False, language="auto"),)))
+    assert timeline.language is not None, "no language record"
+    return " ".join(" ".join(cue.lines) for cue in timeline_cues(timeline)), timeline.language
 
 
 

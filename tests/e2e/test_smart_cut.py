@@ -16,8 +16,8 @@ import math
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import av
 import corpus
@@ -31,6 +31,7 @@ from nemod.engine.local import LocalEngine
 from nemod.media import ffmpeg, splice
 from nemod.media.probe import probe
 from nemod.samples import Talk
+from nemod.timeline import Canvas, Clip, Timeline, VideoTrack
 
 FPS = 30
 SECONDS = 12
@@ -56,14 +57,12 @@ def make_source(path: Path, x264: str, *, extra_filter: str = "", args: tuple[st
     return path
 
 
-def draft_for(source: Path, segments: tuple[tuple[int, int], ...] = SEGMENTS) -> dict[str, Any]:
-    """A trim-only draft keeping ``segments`` of ``source`` (what a pause trim produces)."""
+def timeline_for(source: Path, segments: tuple[tuple[int, int], ...] = SEGMENTS) -> Timeline:
+    """A trim-only timeline keeping ``segments`` of ``source`` (what a pause trim produces)."""
     info = probe(source)
-    return {"t": [{"tt": 0, "sg": [{"src": source.name, "s": a, "e": b} for a, b in segments], "d": 0,
-                   "m": {"name": source.name, "speed": 1.0, "mute": False}}],
-            "d": sum(b - a for a, b in segments),
-            "m": {"canvas": {"w": info.width, "h": info.height, "fit": "crop"}, "fps": float(FPS),
-                  "fade": {"in": 0.0, "out": 0.0}, "audio": {"normalize": None}}}
+    return Timeline(VideoTrack(tuple(Clip(source.name, a, b) for a, b in segments), name=source.name),
+                    duration=sum(b - a for a, b in segments), fps=float(FPS),
+                    canvas=Canvas(info.width, info.height, "crop"))
 
 
 def expected_frames(frames: int, segments: tuple[tuple[int, int], ...] = SEGMENTS) -> list[int]:
@@ -117,9 +116,9 @@ ELIGIBLE = {
 @pytest.mark.parametrize("kind", sorted(ELIGIBLE))
 def test_a_trim_only_draft_is_smart_cut_frame_exact(engine: LocalEngine, folder: Path, kind: str) -> None:
     source = make_source(folder / f"{kind}.mp4", ELIGIBLE[kind])
-    draft = draft_for(source)
+    timeline = timeline_for(source)
     steps: list[float] = []
-    result = engine.render(draft, {source.name: source}, folder / kind, kind,
+    result = engine.render(timeline, {source.name: source}, folder / kind, kind,
                            progress=lambda step, fraction: steps.append(fraction))
     path = result.details["render_path"]
     assert path["path"] == "smart", path
@@ -130,7 +129,7 @@ def test_a_trim_only_draft_is_smart_cut_frame_exact(engine: LocalEngine, folder:
     assert path["frames_copied"] + path["frames_encoded"] == len(expected)
     assert path["frames_copied"] > len(expected) / 3
     # Copied frames are the source's own packets; re-encoded ones are close to the source.
-    planned = smartcut.plan_splice(draft, probe(source), index, preset="ultrafast")
+    planned = smartcut.plan_splice(timeline, probe(source), index, preset="ultrafast")
     assert isinstance(planned, smartcut.SmartPlan)
     copied_frames = {frame for first, end in planned.splice.copied_gops.items() for frame in range(first, end)}
     assert len(copied_frames) == path["frames_copied"]
@@ -186,7 +185,7 @@ def test_an_awkward_source_falls_back_to_the_full_render(engine: LocalEngine, fo
         ffmpeg.run(["-y", "-display_rotation", "90", "-i", str(plain), "-c", "copy", str(source)])
     else:
         source = make_source(folder / f"{kind}.mp4", x264, extra_filter=extra, args=args)
-    result = engine.render(draft_for(source), {source.name: source}, folder / kind, kind)
+    result = engine.render(timeline_for(source), {source.name: source}, folder / kind, kind)
     path = result.details["render_path"]
     assert path["path"] == "full"
     assert why in path["reason"]
@@ -199,7 +198,7 @@ def test_a_full_render_keeps_hundreds_of_ranges_frame_exact(folder: Path) -> Non
     source = make_source(folder / "many-ranges.mp4", ELIGIBLE["b-frames"])
     segments = tuple((round(2 * k * 1000 / FPS), round((2 * k + 1) * 1000 / FPS)) for k in range(180))
     engine = LocalEngine(EngineSettings(preset="ultrafast", smart_cut=False))
-    result = engine.render(draft_for(source, segments), {source.name: source}, folder / "many", "many")
+    result = engine.render(timeline_for(source, segments), {source.name: source}, folder / "many", "many")
     assert result.details["render_path"]["path"] == "full"
     assert corpus.frame_indices(result.video) == expected_frames(SECONDS * FPS, segments) == list(range(0, 360, 2))
 
@@ -208,18 +207,17 @@ def test_an_edit_list_that_hides_frames_falls_back(engine: LocalEngine, folder: 
     plain = make_source(folder / "for-edit-list.mp4", "keyint=60:scenecut=0")
     source = folder / "edit-list.mp4"
     ffmpeg.run(["-y", "-ss", "1.3", "-i", str(plain), "-c", "copy", str(source)])  # starts mid-GOP
-    draft = draft_for(source, ((0, 4000), (5000, 9000)))
-    result = engine.render(draft, {source.name: source}, folder / "edit-list", "edit-list")
+    timeline = timeline_for(source, ((0, 4000), (5000, 9000)))
+    result = engine.render(timeline, {source.name: source}, folder / "edit-list", "edit-list")
     assert result.details["render_path"]["path"] == "full"
     assert "edit list" in result.details["render_path"]["reason"]
 
 
 def test_a_draft_that_changes_the_picture_is_not_smart_cut(engine: LocalEngine, folder: Path) -> None:
     source = make_source(folder / "titled.mp4", ELIGIBLE["b-pyramid"])
-    draft = draft_for(source)
-    draft["m"]["fade"] = {"in": 0.5, "out": 0.0}
-    result = engine.render(draft, {source.name: source}, folder / "faded", "faded")
-    assert result.details["render_path"] == {"path": "full", "reason": "the draft fades the picture"}
+    timeline = replace(timeline_for(source), fade_in=0.5)
+    result = engine.render(timeline, {source.name: source}, folder / "faded", "faded")
+    assert result.details["render_path"] == {"path": "full", "reason": "the edit fades the picture"}
 
 
 def test_pause_cuts_move_onto_idr_frames_so_fewer_frames_are_reencoded(
@@ -230,26 +228,27 @@ def test_pause_cuts_move_onto_idr_frames_so_fewer_frames_are_reencoded(
                 "-x264-params", "keyint=15:min-keyint=15:scenecut=0", "-c:a", "copy", str(source)])
     plan = parse_edit("remove silence longer than 1 s with 0.2 s padding")
     plain = LocalEngine(EngineSettings(preset="ultrafast", smart_cut=False))
-    unsnapped, snapped = plain.plan_draft(source, plan), engine.plan_draft(source, plan)
+    unsnapped, snapped = plain.plan_timeline(source, plan), engine.plan_timeline(source, plan)
     index = splice.index_video(source)
     idr = {round(frame * 1000 / FPS) for frame in index.idr_frames}
 
-    def edges(draft: dict[str, Any]) -> list[int]:
-        segments = draft["t"][0]["sg"]
-        return [edge for seg in segments for edge in (seg["s"], seg["e"])][1:-1]  # the joins
+    def edges(timeline: Timeline) -> list[int]:
+        assert timeline.video is not None
+        return [edge for clip in timeline.video.clips for edge in (clip.start, clip.end)][1:-1]  # the joins
 
     on_idr = sum(edge in idr for edge in edges(snapped))
     assert on_idr > sum(edge in idr for edge in edges(unsnapped))
     assert on_idr >= len(edges(snapped)) // 2
-    kept = [(seg["s"] / 1000, seg["e"] / 1000) for seg in snapped["t"][0]["sg"]]
+    assert snapped.video is not None
+    kept = [(clip.start / 1000, clip.end / 1000) for clip in snapped.video.clips]
     for a, b in talk_clip.speech:  # no speech lost, and no pause kept longer than 1 s
         assert any(start <= a + 0.05 and b - 0.05 <= end for start, end in kept), (a, b)
     for (_, end), (start, _) in itertools.pairwise(kept):
         before = max(b for a, b in talk_clip.speech if b <= end + 0.05)
         after = min(a for a, b in talk_clip.speech if a >= start - 0.05)
         assert (end - before) + (after - start) <= 1.0 + 0.1
-    results = [engine.render(draft, {source.name: source}, folder / name, name)
-               for name, draft in (("unsnapped", unsnapped), ("snapped", snapped))]
+    results = [engine.render(timeline, {source.name: source}, folder / name, name)
+               for name, timeline in (("unsnapped", unsnapped), ("snapped", snapped))]
     paths = [result.details["render_path"] for result in results]
     assert [path["path"] for path in paths] == ["smart", "smart"]
     assert paths[1]["frames_encoded"] < paths[0]["frames_encoded"], paths
@@ -296,7 +295,7 @@ def test_a_splice_that_fails_verification_is_rendered_in_full(
     monkeypatch.setattr(splice, "SPLICE_SPS_ID", 0)
     monkeypatch.setattr(splice, "_parameter_set_ids", lambda avcc: set())
     source = make_source(folder / "clash.mp4", ELIGIBLE["b-pyramid"])
-    result = engine.render(draft_for(source), {source.name: source}, folder / "clash", "clash")
+    result = engine.render(timeline_for(source), {source.name: source}, folder / "clash", "clash")
     path = result.details["render_path"]
     assert path["path"] == "full"
     assert path["reason"].startswith("the smart cut failed verification: decoding it reports")
@@ -308,7 +307,7 @@ def test_a_source_without_sound_is_smart_cut_with_a_silent_track(engine: LocalEn
     loud = make_source(folder / "with-sound.mp4", ELIGIBLE["b-pyramid"])
     source = folder / "silent.mp4"
     ffmpeg.run(["-y", "-i", str(loud), "-an", "-c", "copy", str(source)])
-    result = engine.render(draft_for(source), {source.name: source}, folder / "silent", "silent")
+    result = engine.render(timeline_for(source), {source.name: source}, folder / "silent", "silent")
     assert result.details["render_path"]["path"] == "smart"
     assert corpus.frame_indices(result.video) == expected_frames(SECONDS * FPS)
     assert float(np.abs(sound(result.video)).max()) == 0.0

@@ -48,7 +48,7 @@ def test_happy_path(server: NemoServer, clip: Path, tmp_path: Path) -> None:
         backend.close()
     info = probe(result.video)
     assert info.has_video and info.height == 720
-    assert result.draft["t"][0]["sg"]
+    assert result.timeline.video is not None and result.timeline.video.clips
     assert result.summary.startswith("Timeline (")
     cloud = result.details["cloud"]
     assert cloud["render_id"].startswith("render_")
@@ -359,7 +359,7 @@ def test_second_stage_is_awaited_before_export(server: NemoServer, clip: Path, t
         result = run_job(backend, request(clip, tmp_path / "work"))
     finally:
         backend.close()
-    assert "second_stage" in result.draft["m"]
+    assert "second_stage" in result.timeline.extra
     render = server.service.render(result.details["cloud"]["render_id"], render_account(server))
     assert "second_stage" in render.draft["m"]
 

@@ -29,7 +29,8 @@ def test_a_chinese_rule_gets_chinese_captions_through_the_api(server: NemoServer
         backend.close()
     session = next(iter(server.service._sessions.values()))
     assert session.language == "auto"
-    assert result.draft["m"]["language"]["detected"] == "zh"
-    captions = next(track for track in result.draft["t"] if track.get("m", {}).get("kind") == "captions")
-    text = "".join(segment["text"] for segment in captions["sg"])
+    assert result.timeline.language is not None and result.timeline.language["detected"] == "zh"
+    captions = result.timeline.captions
+    assert captions is not None
+    text = "".join(cue.text for cue in captions.cues)
     assert sum(map(has_cjk, text)) >= 0.9 * len(text.replace("\n", "")), text
