@@ -83,7 +83,9 @@ def frames(value: float) -> float:
     return round(value * FPS) / FPS
 
 
-def trim_timeline(source: Path, seconds: float) -> tuple[Timeline, list[tuple[float, float]]]:
+def trim_draft(source: Path, seconds: float) -> tuple[Timeline, list[tuple[float, float]]]:
+    """The trim-only timeline of ``source`` (``seconds`` long) and the ranges it keeps (seconds).
+    (Named for the draft it was; ``bench/smart_cut_memory.py`` imports it by this name.)"""
     kept = [(frames(a), frames(b) if b < seconds else b) for a, b in kept_ranges(seconds)]
     clips = tuple(Clip(source.name, round(a * 1000), round(b * 1000)) for a, b in kept)
     total = sum(clip.length for clip in clips)
@@ -124,7 +126,7 @@ def main() -> None:
         folder = Path(temp)
         source = make_recording(folder, options.minutes)
         seconds = options.minutes * 60
-        timeline, kept = trim_timeline(source, seconds)
+        timeline, kept = trim_draft(source, seconds)
         draft_file = folder / "draft.json"  # the timeline as a draft: it crosses into a fresh process
         draft_file.write_text(json.dumps(to_draft(timeline)))
         times: dict[str, list[float]] = {"smart": [], "full": [], "plain": []}
