@@ -23,6 +23,7 @@ from nemod.daemon import Daemon, DaemonOptions
 from nemod.logs import configure
 from nemod.store import JobState
 from nemod.store.sqlite import SQLiteStore
+from nemod.timeline import Timeline
 
 
 class CopyBackend:
@@ -40,7 +41,7 @@ class CopyBackend:
         video.write_bytes(request.source.read_bytes())
         with self.lock:
             self.calls[request.source.name] += 1
-        return Rendition(video=video, draft={}, summary="copy")
+        return Rendition(video=video, timeline=Timeline(video=None, duration=0), summary="copy")
 
 
 def run(files: int, concurrency: int, settle: float) -> None:

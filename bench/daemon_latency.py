@@ -22,6 +22,7 @@ from nemod.config import load
 from nemod.daemon import Daemon, DaemonOptions
 from nemod.logs import configure
 from nemod.store.sqlite import SQLiteStore
+from nemod.timeline import Timeline
 
 
 class StampBackend:
@@ -36,7 +37,7 @@ class StampBackend:
         self.event.set()
         video = request.work_dir / f"{request.stem}.mp4"
         video.write_bytes(b"")
-        return Rendition(video=video, draft={}, summary="stamp")
+        return Rendition(video=video, timeline=Timeline(video=None, duration=0), summary="stamp")
 
 
 def measure(polling: bool, settle: float, poll: float, samples: int) -> list[float]:

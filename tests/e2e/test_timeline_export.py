@@ -22,12 +22,14 @@ from support import missing_tool
 from nemod import config as config_module
 from nemod.backends.base import JobContext
 from nemod.config import Config
+from nemod.draft import from_draft
 from nemod.engine.local import LocalBackend, LocalEngine
 from nemod.errors import PermanentJobError
 from nemod.media import ffmpeg
 from nemod.media.probe import probe
 from nemod.pipeline import run_job
 from nemod.samples import Talk, make_clip
+from nemod.timeline import Timeline as Edit
 from nemod.timeline_export import FORMATS, source_frames
 
 
@@ -72,12 +74,13 @@ def cut(studio: tuple[Config, Path], engine: LocalEngine) -> dict[str, Path]:
     return outcome.outputs
 
 
-def _draft(outputs: dict[str, Path]) -> dict[str, object]:
-    return json.loads(outputs[".log.json"].read_text(encoding="utf-8"))["draft"]  # type: ignore[no-any-return]
+def _logged(outputs: dict[str, Path]) -> Edit:
+    """The edit the job's log describes (its draft, read back as a user's tool would)."""
+    return from_draft(json.loads(outputs[".log.json"].read_text(encoding="utf-8"))["draft"])
 
 
-def _expected(draft: dict[str, object]) -> list[int]:
-    return [frame for start, count in source_frames(draft) for frame in range(start, start + count)]
+def _expected(edit: Edit) -> list[int]:
+    return [frame for start, count in source_frames(edit) for frame in range(start, start + count)]
 
 
 def test_the_cut_is_published_in_every_format_beside_the_mp4(cut: dict[str, Path]) -> None:
@@ -89,11 +92,12 @@ def test_the_cut_is_published_in_every_format_beside_the_mp4(cut: dict[str, Path
     assert 'src="file:///Volumes/studio/inbox/talk.mp4"' in cut[".fcpxml"].read_text(encoding="utf-8")
 
 
-def test_every_file_reads_back_at_the_drafts_frames(cut: dict[str, Path]) -> None:
-    draft = _draft(cut)
-    frames = source_frames(draft)
+def test_every_file_reads_back_at_the_logged_edits_frames(cut: dict[str, Path]) -> None:
+    edit = _logged(cut)
+    frames = source_frames(edit)
     assert len(frames) >= 3  # the talk's pauses were cut
-    fps = float(draft["m"]["fps"])  # type: ignore[index]
+    assert edit.fps is not None
+    fps = edit.fps
     for name, fmt in FORMATS.items():
         options = {"rate": fps} if name == "edl" else {}
         timeline = otio.adapters.read_from_file(str(cut[fmt.suffix]), adapter_name=fmt.adapter, **options)
@@ -117,7 +121,8 @@ def test_melt_renders_the_kdenlive_project_to_the_frames_nemod_renders(
     rendered = tmp_path / "melt.mp4"
     subprocess.run([melt, "-quiet", str(project), "-consumer", f"avformat:{rendered}", "vcodec=libx264",
                     "preset=ultrafast", "crf=10", "acodec=aac"], check=True, capture_output=True, timeout=240)
-    expected = _expected(_draft(cut))
+    edit = _logged(cut)
+    expected = _expected(edit)
     nemod_frames = corpus.frame_indices(cut[".mp4"])
     melt_frames = corpus.frame_indices(rendered)
     assert nemod_frames == expected
@@ -125,7 +130,7 @@ def test_melt_renders_the_kdenlive_project_to_the_frames_nemod_renders(
     assert melt_frames[: len(expected)] == expected[: len(melt_frames)]
     info = probe(rendered)
     assert info.has_audio
-    assert abs(info.duration - len(expected) / float(_draft(cut)["m"]["fps"])) <= 0.1  # type: ignore[index]
+    assert edit.fps is not None and abs(info.duration - len(expected) / edit.fps) <= 0.1
 
 
 def _spectrum(path: Path, seconds: float = 3.0) -> tuple[Any, Any]:

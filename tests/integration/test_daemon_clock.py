@@ -15,6 +15,7 @@ from nemod.daemon import Daemon, DaemonOptions
 from nemod.errors import RetryableJobError
 from nemod.store import JobState, SourceRef
 from nemod.store.sqlite import SQLiteStore
+from nemod.timeline import Timeline
 from nemod.watch.watcher import FolderWatcher
 
 
@@ -50,7 +51,7 @@ class FlakyOnce:
                 raise RetryableJobError("the network hiccuped")
             video = request.work_dir / "v.mp4"
             video.write_bytes(b"v")
-            return Rendition(video=video, draft={}, summary="ok")
+            return Rendition(video=video, timeline=Timeline(video=None, duration=0), summary="ok")
         finally:
             self.finished.set()
 

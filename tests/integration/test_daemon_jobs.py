@@ -25,6 +25,7 @@ from nemod.store import Job, JobState, SourceRef, fingerprint
 from nemod.store.base import JobStore
 from nemod.store.postgres import PostgresStore
 from nemod.store.sqlite import SQLiteStore
+from nemod.timeline import Timeline
 
 FAST = DaemonOptions(
     lease_seconds=5.0, heartbeat_seconds=0.1, stop_timeout=2.0, cancel_timeout=5.0,
@@ -82,7 +83,7 @@ class FakeBackend:
             video = request.work_dir / f"{request.stem}.mp4"
             video.write_bytes(request.source.read_bytes())
             self.finished.set()
-            return Rendition(video=video, draft={}, summary="copied")
+            return Rendition(video=video, timeline=Timeline(video=None, duration=0), summary="copied")
         finally:
             with self._lock:
                 self.running -= 1

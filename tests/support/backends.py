@@ -8,6 +8,7 @@ import threading
 
 from nemod.backends.base import JobContext, JobRequest, Rendition
 from nemod.errors import MediaError
+from nemod.timeline import Timeline
 
 
 class CopyBackend:
@@ -41,7 +42,7 @@ class CopyBackend:
             srt = request.work_dir / f"{request.stem}.srt"
             srt.write_text("1\n")
             extra["srt"] = srt
-        return Rendition(video=video, draft={}, summary="copied", captions=extra)
+        return Rendition(video=video, timeline=Timeline(video=None, duration=0), summary="copied", captions=extra)
 
 
 class GatedBackend:
@@ -77,4 +78,4 @@ class GatedBackend:
         video = request.work_dir / f"{request.stem}.mp4"
         video.write_bytes(request.source.read_bytes())
         self.finished.set()
-        return Rendition(video=video, draft={}, summary="copied")
+        return Rendition(video=video, timeline=Timeline(video=None, duration=0), summary="copied")
