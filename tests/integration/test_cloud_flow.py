@@ -362,6 +362,7 @@ def test_second_stage_is_awaited_before_export(server: NemoServer, clip: Path, t
     assert "second_stage" in result.timeline.extra
     render = server.service.render(result.details["cloud"]["render_id"], render_account(server))
     assert "second_stage" in render.draft["m"]
+    assert result.draft == render.draft  # kept as the service made it, for the job log
 
 
 def test_instruction_the_engine_does_not_understand_is_a_permanent_failure(
