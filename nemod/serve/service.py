@@ -392,19 +392,19 @@ class Service:
         """Queue an export of ``draft`` (one at a time per session); idempotent per id."""
         if not _RENDER_ID.fullmatch(render_id):
             raise ApiError("render id must look like render_<ts>", status=400)
-        if not isinstance(draft, dict) or not any(
-            isinstance(track, dict) and track.get("sg") for track in draft.get("t", []) or []
-        ):
-            raise ApiError("the draft has no tracks with segments", status=400)
-        for track in draft["t"]:
-            for segment in track.get("sg", []) if isinstance(track, dict) else []:
-                source = segment.get("src") if isinstance(segment, dict) else None
-                if source is not None and source not in session.media:
-                    raise ApiError(f"the draft refers to a file not in this session: {source!r}", status=400)
         try:
             timeline = from_draft(draft)
         except DraftError as exc:
-            raise ApiError(str(exc), status=400) from exc
+            raise ApiError(f"the draft cannot be rendered: {exc}", status=400) from exc
+        assert isinstance(draft, dict)  # from_draft refuses anything else
+        for track in draft.get("t", []):
+            segments = track.get("sg")
+            for segment in segments if isinstance(segments, list) else []:
+                source = segment.get("src") if isinstance(segment, dict) else None
+                if source is not None and (not isinstance(source, str) or source not in session.media):
+                    raise ApiError(f"the draft refers to a file not in this session: {source!r:.80}", status=400)
+        if timeline.video is None:
+            raise ApiError("the draft has no video track with segments", status=400)
         with self._lock:
             existing = self._renders.get(render_id)
             if existing is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.serve import (
@@ -16,10 +18,14 @@ from support.serve import (
     run_job,
 )
 
+from nemod.backends.base import JobContext
 from nemod.cloud.api import ClientPolicy
 from nemod.cloud.backend import JobPolicy
+from nemod.config import Config, Rule
+from nemod.draft import from_draft, to_draft
 from nemod.errors import PermanentJobError, RetryableJobError, WaitingError
 from nemod.media.probe import probe
+from nemod.pipeline import run_job as run_pipeline
 from nemod.serve.server import NemoServer
 
 
@@ -362,7 +368,36 @@ def test_second_stage_is_awaited_before_export(server: NemoServer, clip: Path, t
     assert "second_stage" in result.timeline.extra
     render = server.service.render(result.details["cloud"]["render_id"], render_account(server))
     assert "second_stage" in render.draft["m"]
-    assert result.draft == render.draft  # kept as the service made it, for the job log
+
+
+def test_the_services_draft_is_kept_as_it_came(server: NemoServer, clip: Path, tmp_path: Path) -> None:
+    """The service may put what nemod does not model anywhere in its draft (here an ``id`` on
+    each segment): the job renders and logs that draft as it came, and reads what it models
+    of it for the summary."""
+    backend = make_backend(server, tmp_path / "state")
+    real_state = backend.client.state
+
+    def annotated(session_id: str) -> dict[str, Any]:
+        state = real_state(session_id)
+        for track in (state.get("draft") or {}).get("t", []):
+            for number, segment in enumerate(track.get("sg", [])):
+                segment["id"] = f"seg-{number}"
+        return state
+
+    backend.client.state = annotated  # type: ignore[method-assign]
+    config = Config(path=tmp_path / "nemod.yaml", state_dir=tmp_path / "state", backend="cloud")
+    try:
+        outcome = run_pipeline(config, backend, clip, tmp_path / "out", job_id="kept1",
+                               rule=Rule(name="r", edit="export 720p MP4", min_credits=0), context=JobContext())
+    finally:
+        backend.close()
+    log = json.loads(outcome.outputs[".log.json"].read_text(encoding="utf-8"))
+    assert log["draft"]["t"][0]["sg"][0]["id"] == "seg-0"
+    timeline = from_draft(log["draft"])
+    assert timeline.video is not None and timeline.video.clips
+    assert "id" not in to_draft(timeline)["t"][0]["sg"][0]  # nemod's own draft would say less
+    render = server.service.render(log["cloud"]["render_id"], render_account(server))
+    assert render.draft == log["draft"]
 
 
 def test_instruction_the_engine_does_not_understand_is_a_permanent_failure(

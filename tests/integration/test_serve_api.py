@@ -161,9 +161,16 @@ def test_edit_stream_state_credits_and_render(
     body = {"id": "render_1", "sessionId": sid, "draft": draft,
             "output": {"format": "mp4", "quality": "high"}}
     assert http.post("/api/render/proxy/lambda", headers=no_attribution, json=body).status_code == 402
-    for bad in ({**body, "id": "../../x"}, {**body, "draft": {"t": []}},
-                {**body, "draft": {**draft, "t": [{"tt": 0, "sg": [{"src": "../../../etc/passwd"}]}]}}):
-        assert http.post("/api/render/proxy/lambda", headers=auth, json=bad).status_code == 400
+    passwd = {"tt": 0, "sg": [{"src": "../../../etc/passwd", "s": 0, "e": 1000}]}
+    as_text = {"tt": 0, "sg": [{"src": "talk.mp4", "s": "0", "e": 1000}]}
+    for bad, said in (({**body, "id": "../../x"}, "render id"), ({**body, "draft": {"t": []}}, "no video track"),
+                      ({**body, "draft": {**draft, "t": [passwd]}}, "not in this session"),
+                      ({**body, "draft": {**draft, "t": [as_text]}}, "track 1's s is not a number"),
+                      ({**body, "draft": {**draft, "d": float("nan")}}, "length (d) is not a finite number"),
+                      ({**body, "draft": [draft]}, "not a JSON object")):
+        refused = http.post("/api/render/proxy/lambda", headers={**auth, "Content-Type": "application/json"},
+                            content=json.dumps(bad))  # as any client may send it, NaN too
+        assert refused.status_code == 400 and said in refused.json()["message"], (said, refused.text)
     assert http.post("/api/render/proxy/lambda", headers=auth, json=body).json()["code"] == 0
     assert http.post("/api/render/proxy/lambda", headers=auth, json=body).json()["code"] == 0
     assert server.service.render_counts[sid] == 1  # the same id twice is one render

@@ -95,6 +95,11 @@ def test_burned_text_and_speed_are_not_spliced_but_sidecar_captions_are() -> Non
     assert "speed" in (smartcut.timeline_reason(fast, media()) or "")
     joined = timeline([(0, 1000)], video=VideoTrack((Clip("a.mp4", 0, 1000), Clip("b.mp4", 0, 1000))))
     assert "more than one source" in (smartcut.timeline_reason(joined, media()) or "")
+    backwards = timeline([(2000, 3000), (0, 1000)])
+    assert "not in source order" in (smartcut.timeline_reason(backwards, media()) or "")
+    second_picture = timeline([(0, 1000)], other_tracks=({"tt": 0, "sg": [{"src": "b.mp4"}]},))
+    assert "more than one" in (smartcut.timeline_reason(second_picture, media()) or "")
+    assert "no video track" in (smartcut.timeline_reason(timeline([(0, 1000)], video=None), media()) or "")
 
 
 def test_too_many_reencoded_frames_fall_back() -> None:
