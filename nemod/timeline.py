@@ -131,7 +131,9 @@ class Timeline:
     caption language found, ``notes`` what the analysis noticed, ``analysis_seconds`` how
     long each analysis step took. ``extra`` holds the draft settings nemod does not model
     and ``other_tracks`` its tracks nemod does not model (drafts from the NemoVideo service),
-    kept so that a draft read and written again says what it said.
+    so that they are not lost when the timeline is written as a draft again. That draft is
+    nemod's own layout, not a copy of the one read: keys nemod does not model inside the
+    tracks and segments it reads are not kept (a cloud job logs the service's draft itself).
     """
 
     video: VideoTrack | None

@@ -1,6 +1,6 @@
 """Editor timelines end to end: a rule exports the cut beside the MP4 (or instead of it), MLT's
 ``melt`` (the engine Kdenlive renders with) plays the ``.kdenlive`` project to the same source
-frames nemod renders, and every file reads back with OpenTimelineIO at the draft's frames."""
+frames nemod renders, and every file reads back with OpenTimelineIO at the frames the job's log says were kept."""
 
 from __future__ import annotations
 
